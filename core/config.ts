@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { bucketNameSchema } from '../contracts';
+
+const portSchema = z.coerce.number().int().min(1).max(65_535);
+const urlSchema = z.url({ protocol: /^https?$/ });
+
+/** Everything the API and the engine read from their environment, validated once at start. */
+export const configSchema = z.object({
+  tableName: z.string().min(3).max(255),
+  region: z.string().min(1),
+  /** `*` serves any bucket the credentials reach (the local stack); in AWS an explicit list from cdk.json. */
+  buckets: z.union([z.literal('*'), z.array(bucketNameSchema).min(1)]),
+  s3Endpoint: urlSchema.optional(),
+  /** Where clients reach S3 for presigned URLs, if not where the API reaches it. */
+  s3PublicEndpoint: urlSchema.optional(),
+  s3ForcePathStyle: z.boolean(),
+  dynamoDbEndpoint: urlSchema.optional(),
+  /** Fixed public API base URL; when unset, taken from each request (behind API Gateway that is right). */
+  publicUrl: urlSchema.optional(),
+  engineHost: z.string().min(1),
+  enginePort: portSchema,
+  accessKeyTtlSeconds: z.number().int().min(60).max(12 * 3600),
+  tokenTtlSeconds: z.number().int().min(60).max(7 * 86_400),
+  tokenKeys: z.discriminatedUnion('source', [
+    z.object({ source: z.literal('inline'), json: z.string() }),
+    z.object({ source: z.literal('secrets-manager'), secretArn: z.string().min(1) }),
+  ]),
+  credentials: z.object({ accessKeyId: z.string(), secretAccessKey: z.string() }).optional(),
+});
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads `SLIPSTREAM_*` variables; the error names each bad variable. */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
+  const bucketsText = env.SLIPSTREAM_BUCKETS ?? '*';
+  const raw = {
+    tableName: env.SLIPSTREAM_TABLE_NAME ?? 'slipstream',
+    region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    buckets: bucketsText.trim() === '*' ? '*' : bucketsText.split(',').map((b) => b.trim()).filter(Boolean),
+    s3Endpoint: env.SLIPSTREAM_S3_ENDPOINT || undefined,
+    s3PublicEndpoint: env.SLIPSTREAM_S3_PUBLIC_ENDPOINT || undefined,
+    s3ForcePathStyle: env.SLIPSTREAM_S3_FORCE_PATH_STYLE === 'true' || Boolean(env.SLIPSTREAM_S3_ENDPOINT),
+    dynamoDbEndpoint: env.SLIPSTREAM_DYNAMODB_ENDPOINT || undefined,
+    publicUrl: env.SLIPSTREAM_PUBLIC_URL || undefined,
+    engineHost: env.SLIPSTREAM_ENGINE_HOST ?? '127.0.0.1',
+    enginePort: env.SLIPSTREAM_ENGINE_PORT ?? 33_001,
+    accessKeyTtlSeconds: Number(env.SLIPSTREAM_ACCESS_KEY_TTL_SECONDS ?? 3600),
+    tokenTtlSeconds: Number(env.SLIPSTREAM_TOKEN_TTL_SECONDS ?? 86_400),
+    tokenKeys: env.SLIPSTREAM_TOKEN_SECRET_ARN
+      ? { source: 'secrets-manager', secretArn: env.SLIPSTREAM_TOKEN_SECRET_ARN }
+      : { source: 'inline', json: env.SLIPSTREAM_TOKEN_KEYS ?? '' },
+    credentials:
+      env.SLIPSTREAM_S3_ACCESS_KEY_ID && env.SLIPSTREAM_S3_SECRET_ACCESS_KEY
+        ? { accessKeyId: env.SLIPSTREAM_S3_ACCESS_KEY_ID, secretAccessKey: env.SLIPSTREAM_S3_SECRET_ACCESS_KEY }
+        : undefined,
+  };
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new ConfigError(`invalid Slipstream configuration: ${problems}`);
+  }
+  if (parsed.data.tokenKeys.source === 'inline' && parsed.data.tokenKeys.json === '') {
+    throw new ConfigError('invalid Slipstream configuration: set SLIPSTREAM_TOKEN_KEYS or SLIPSTREAM_TOKEN_SECRET_ARN');
+  }
+  return parsed.data;
+}
+
+export function servesBucket(config: Pick<Config, 'buckets'>, bucket: string): boolean {
+  return config.buckets === '*' || config.buckets.includes(bucket);
+}

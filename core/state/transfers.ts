@@ -1,0 +1,165 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { activeStatuses, type Transfer, type TransferStatus } from '../../contracts';
+
+/** The state-table item: the public record plus what only the services need. */
+export interface TransferItem extends Transfer {
+  ownerKeyId: string;
+  /** S3 multipart upload id of a single-object HTTP (fallback) upload. */
+  uploadId?: string;
+  partSizeBytes?: number;
+  contentType?: string;
+}
+
+const internalFields = ['pk', 'sk', 'gsi1pk', 'gsi1sk', 'type'] as const;
+
+function toItem(t: TransferItem) {
+  return { pk: `TRANSFER#${t.id}`, sk: 'META', gsi1pk: 'TRANSFERS', gsi1sk: `${t.createdAt}#${t.id}`, type: 'transfer', ...t };
+}
+
+function fromItem(item: Record<string, unknown>): TransferItem {
+  const copy = { ...item };
+  for (const field of internalFields) delete copy[field];
+  return copy as unknown as TransferItem;
+}
+
+export function publicTransfer(t: TransferItem): Transfer {
+  const { ownerKeyId: _owner, uploadId: _upload, partSizeBytes: _part, contentType: _type, ...rest } = t;
+  return rest;
+}
+
+export function isActive(status: TransferStatus): boolean {
+  return activeStatuses.includes(status);
+}
+
+export interface TransferListFilter {
+  state: 'active' | 'completed' | 'all';
+  /** Only these buckets (the caller's scope), or all. */
+  buckets: '*' | readonly string[];
+  limit: number;
+  cursor?: string;
+}
+
+function encodeCursor(key: Record<string, unknown> | undefined): string | null {
+  return key ? Buffer.from(JSON.stringify(key)).toString('base64url') : null;
+}
+
+export class InvalidCursorError extends Error {
+  override name = 'InvalidCursorError';
+}
+
+function decodeCursor(cursor: string | undefined): Record<string, unknown> | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    const key = value as Record<string, unknown>;
+    const valid =
+      typeof value === 'object' && value !== null &&
+      ['pk', 'sk', 'gsi1pk', 'gsi1sk'].every((field) => typeof key[field] === 'string') &&
+      Object.keys(key).length === 4;
+    if (valid) return key;
+  } catch {
+    // fall through to the error below
+  }
+  throw new InvalidCursorError('cursor is not one this service returned');
+}
+
+/** Transfer records shared by the API and the engine, so any instance can answer for any transfer. */
+export class TransferRepository {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async create(transfer: TransferItem): Promise<void> {
+    await this.db.send(
+      new PutCommand({ TableName: this.tableName, Item: toItem(transfer), ConditionExpression: 'attribute_not_exists(pk)' }),
+    );
+  }
+
+  async get(id: string): Promise<TransferItem | undefined> {
+    const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: { pk: `TRANSFER#${id}`, sk: 'META' } }));
+    return Item ? fromItem(Item) : undefined;
+  }
+
+  /** Newest first. Filtering happens after DynamoDB's page limit, so pages may be short; follow the cursor. */
+  async list(filter: TransferListFilter): Promise<{ transfers: TransferItem[]; nextCursor: string | null }> {
+    const names: Record<string, string> = { '#status': 'status', '#bucket': 'bucket' };
+    const values: Record<string, unknown> = { ':k': 'TRANSFERS' };
+    const conditions: string[] = [];
+    if (filter.state !== 'all') {
+      const statuses = filter.state === 'active' ? activeStatuses : (['COMPLETED', 'FAILED', 'CANCELED'] as const);
+      statuses.forEach((s, i) => (values[`:s${i}`] = s));
+      conditions.push(`#status IN (${statuses.map((_, i) => `:s${i}`).join(', ')})`);
+    }
+    if (filter.buckets !== '*') {
+      if (filter.buckets.length === 0) return { transfers: [], nextCursor: null };
+      filter.buckets.forEach((b, i) => (values[`:b${i}`] = b));
+      conditions.push(`#bucket IN (${filter.buckets.map((_, i) => `:b${i}`).join(', ')})`);
+    }
+    const page = await this.db.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :k',
+        ...(conditions.length > 0 ? { FilterExpression: conditions.join(' AND ') } : {}),
+        ExpressionAttributeNames: conditions.length > 0 ? names : undefined,
+        ExpressionAttributeValues: values,
+        ScanIndexForward: false,
+        Limit: filter.limit,
+        ExclusiveStartKey: decodeCursor(filter.cursor),
+      }),
+    );
+    return { transfers: (page.Items ?? []).map(fromItem), nextCursor: encodeCursor(page.LastEvaluatedKey) };
+  }
+
+  /**
+   * Moves an active transfer to a new status. Returns the updated record, or undefined when the
+   * transfer had already ended (the conditional write keeps an ended transfer ended).
+   */
+  async finish(
+    id: string,
+    status: Extract<TransferStatus, 'COMPLETED' | 'FAILED' | 'CANCELED'>,
+    now: Date,
+    extra: { bytesTransferred?: number; error?: { code: string; message: string } } = {},
+  ): Promise<TransferItem | undefined> {
+    const iso = now.toISOString();
+    const values: Record<string, unknown> = { ':status': status, ':now': iso, ':error': extra.error ?? null };
+    activeStatuses.forEach((s, i) => (values[`:a${i}`] = s));
+    let update = 'SET #status = :status, updatedAt = :now, endedAt = :now, #error = :error';
+    if (extra.bytesTransferred !== undefined) {
+      update += ', bytesTransferred = :bytes';
+      values[':bytes'] = extra.bytesTransferred;
+    }
+    try {
+      const { Attributes } = await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: `TRANSFER#${id}`, sk: 'META' },
+          UpdateExpression: update,
+          ConditionExpression: `attribute_exists(pk) AND #status IN (${activeStatuses.map((_, i) => `:a${i}`).join(', ')})`,
+          ExpressionAttributeNames: { '#status': 'status', '#error': 'error' },
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return Attributes ? fromItem(Attributes) : undefined;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+
+  async recordUploadId(uploadId: string, transferId: string): Promise<void> {
+    await this.db.send(
+      new PutCommand({ TableName: this.tableName, Item: { pk: `UPLOAD#${uploadId}`, sk: 'UPLOAD', transferId } }),
+    );
+  }
+
+  async transferIdForUpload(uploadId: string): Promise<string | undefined> {
+    const { Item } = await this.db.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: `UPLOAD#${uploadId}`, sk: 'UPLOAD' } }),
+    );
+    return Item?.transferId as string | undefined;
+  }
+}

@@ -1,0 +1,45 @@
+import { Hono } from 'hono';
+import { ServiceError } from '../core/errors';
+import type { AppDeps } from './deps';
+import type { AppEnv } from './env';
+import { errorResponse, onError } from './errors';
+import { bucketRoutes } from './routes/bucket';
+import { companionRoutes } from './routes/companion';
+import { fallbackRoutes } from './routes/fallback';
+import { fileRoutes } from './routes/files';
+import { healthRoutes } from './routes/health';
+import { keyRoutes } from './routes/keys';
+import { preferencesRoutes } from './routes/preferences';
+import { transferRoutes } from './routes/transfers';
+
+/** Route groups; each is one Lambda function in AWS so each gets only the permissions it needs. */
+export const routeGroups = {
+  bucket: [healthRoutes, bucketRoutes],
+  files: [fileRoutes],
+  preferences: [preferencesRoutes],
+  fallback: [fallbackRoutes, companionRoutes],
+  transfers: [transferRoutes],
+  keys: [keyRoutes],
+} as const;
+export type RouteGroup = keyof typeof routeGroups;
+
+/** `/{bucket}` would shadow the fixed paths, so it is mounted last. */
+const mountOrder: readonly RouteGroup[] = ['files', 'preferences', 'fallback', 'transfers', 'keys', 'bucket'];
+
+/**
+ * The whole control-plane API, runtime-agnostic: Lambda (`lambda/`), Node (`local/`) and tests
+ * (`app.request()`) all serve this. `deps` may be a promise so a Lambda can load secrets lazily.
+ */
+export function createApp(deps: AppDeps | (() => Promise<AppDeps>), groups: readonly RouteGroup[] = mountOrder): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.use('*', async (c, next) => {
+    c.set('deps', typeof deps === 'function' ? await deps() : deps);
+    await next();
+  });
+  for (const group of mountOrder.filter((g) => groups.includes(g))) {
+    for (const routes of routeGroups[group]) app.route('/', routes as unknown as Hono<AppEnv>);
+  }
+  app.notFound((c) => errorResponse(c, new ServiceError('NotFound', `no route for ${c.req.method} ${c.req.path}`)));
+  app.onError(onError);
+  return app;
+}

@@ -1,0 +1,119 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { PortInUseError } from './ports';
+import { startLocalStack } from './stack';
+
+const usage = `Usage: npm start -- [options]
+
+  --host <addr>           listen address (SLIPSTREAM_LISTEN_HOST, default 127.0.0.1)
+  --public-host <host>    host advertised to clients in connection info, specs and presigned URLs
+                          (SLIPSTREAM_PUBLIC_HOST, default: the listen address, or 127.0.0.1 for 0.0.0.0)
+  --port <n>              API port (SLIPSTREAM_PORT, default 8080)
+  --s3-port <n>           s3rver port (SLIPSTREAM_S3_PORT, default 4568)
+  --dynamodb-port <n>     dynalite port (SLIPSTREAM_DYNAMODB_PORT, default 4567)
+  --engine-port <n>       UDP engine port advertised to clients (SLIPSTREAM_ENGINE_PORT, default 33001)
+  --data-dir <dir>        where data is kept (SLIPSTREAM_DATA_DIR, default .slipstream)
+  --bucket <name>         the default bucket (default local)
+  --help                  this text`;
+
+const port = z.coerce.number().int().min(1).max(65_535);
+const optionsSchema = z.object({
+  host: z.string().min(1),
+  publicHost: z.string().min(1).optional(),
+  port,
+  s3Port: port,
+  dynamoDbPort: port,
+  enginePort: port,
+  dataDir: z.string().min(1),
+  bucket: z.string().min(3),
+});
+
+function parseOptions() {
+  const { values } = parseArgs({
+    options: {
+      host: { type: 'string' },
+      'public-host': { type: 'string' },
+      port: { type: 'string' },
+      's3-port': { type: 'string' },
+      'dynamodb-port': { type: 'string' },
+      'engine-port': { type: 'string' },
+      'data-dir': { type: 'string' },
+      bucket: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  const env = process.env;
+  const parsed = optionsSchema.safeParse({
+    host: values.host ?? env.SLIPSTREAM_LISTEN_HOST ?? '127.0.0.1',
+    publicHost: values['public-host'] ?? env.SLIPSTREAM_PUBLIC_HOST,
+    port: values.port ?? env.SLIPSTREAM_PORT ?? 8080,
+    s3Port: values['s3-port'] ?? env.SLIPSTREAM_S3_PORT ?? 4568,
+    dynamoDbPort: values['dynamodb-port'] ?? env.SLIPSTREAM_DYNAMODB_PORT ?? 4567,
+    enginePort: values['engine-port'] ?? env.SLIPSTREAM_ENGINE_PORT ?? 33_001,
+    dataDir: values['data-dir'] ?? env.SLIPSTREAM_DATA_DIR ?? '.slipstream',
+    bucket: values.bucket ?? 'local',
+  });
+  if (!parsed.success) {
+    throw new Error(parsed.error.issues.map((i) => `--${String(i.path[0])}: ${i.message}`).join('; '));
+  }
+  return parsed.data;
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions();
+  const publicHost = o.publicHost ?? (o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host);
+  const stack = await startLocalStack({
+    listenHost: o.host,
+    publicHost,
+    apiPort: o.port,
+    s3Port: o.s3Port,
+    dynamoDbPort: o.dynamoDbPort,
+    enginePort: o.enginePort,
+    dataDir: o.dataDir,
+    bucket: o.bucket,
+  });
+  const key = stack.credentials.apiKey;
+  console.log(`Slipstream local stack is running (data in ${o.dataDir}/, kept across restarts)
+
+  API          ${stack.apiUrl}          (listening on ${o.host}:${o.port})
+  S3           ${stack.s3Endpoint}          (s3rver; access key S3RVER / secret S3RVER)
+  DynamoDB     ${stack.dynamoDbEndpoint}          (dynalite; table slipstream)
+  Bucket       ${o.bucket}
+  Admin key    ${stack.adminKeyCreated ? 'created and ' : ''}saved in ${stack.credentialsPath}
+
+Try it:
+  export SLIPSTREAM_API_KEY=${key}
+  curl -H "Authorization: Bearer $SLIPSTREAM_API_KEY" "${stack.apiUrl}/${o.bucket}?faspConnectionInfo"
+  curl -H "Authorization: Bearer $SLIPSTREAM_API_KEY" "${stack.apiUrl}/v1/buckets/${o.bucket}/preferences"
+  curl -H "Authorization: Bearer $SLIPSTREAM_API_KEY" "${stack.apiUrl}/v1/transfers"
+
+Press Ctrl-C to stop.`);
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping…`);
+    stack.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(`could not stop cleanly: ${String(error)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  // Expected failures (a port in use, a bad flag) get one line; anything else keeps its stack for a bug report.
+  const expected = error instanceof PortInUseError || (error instanceof Error && error.name !== 'Error');
+  console.error(`Cannot start: ${expected || !(error instanceof Error) ? String((error as Error).message ?? error) : error.stack}`);
+  process.exit(1);
+});

@@ -1,0 +1,119 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { createS3Client } from '../core/clients';
+import type { Config } from '../core/config';
+import { ensureStateTable } from '../core/state/table';
+import { createApp } from '../functions/app';
+import { createDeps } from '../functions/deps';
+import { ensureAdminKey, ensureBucket, loadOrCreateKeyring, type CredentialsFile } from './bootstrap';
+import { assertPortFree } from './ports';
+import { s3rverCredentials, startDynalite, startS3rver, type ManagedService } from './services';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+
+export interface LocalStackOptions {
+  /** Where the services listen (`127.0.0.1`; `0.0.0.0` to serve other machines or namespaces). */
+  listenHost: string;
+  /** The host clients are told to use, in connection info, specs and presigned URLs. */
+  publicHost: string;
+  apiPort: number;
+  s3Port: number;
+  dynamoDbPort: number;
+  enginePort: number;
+  dataDir: string;
+  bucket: string;
+  /** Extra browser origins allowed by the bucket's CORS, besides the API's own. */
+  corsOrigins?: readonly string[];
+}
+
+export interface LocalStack {
+  readonly apiUrl: string;
+  readonly s3Endpoint: string;
+  readonly dynamoDbEndpoint: string;
+  readonly credentials: CredentialsFile;
+  readonly credentialsPath: string;
+  readonly adminKeyCreated: boolean;
+  readonly config: Config;
+  stop(): Promise<void>;
+}
+
+const portHint = (flag: string, env: string) => `Choose another port with ${flag} <port> or ${env}=<port>, or stop what is using it.`;
+
+/** The whole system on one machine with real services on loopback; data kept under `dataDir`. */
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const host = options.listenHost;
+  await assertPortFree(host, options.apiPort, 'API', portHint('--port', 'SLIPSTREAM_PORT'));
+  await assertPortFree(host, options.s3Port, 'S3 (s3rver)', portHint('--s3-port', 'SLIPSTREAM_S3_PORT'));
+  await assertPortFree(host, options.dynamoDbPort, 'DynamoDB (dynalite)', portHint('--dynamodb-port', 'SLIPSTREAM_DYNAMODB_PORT'));
+
+  const dataDir = resolve(options.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const services: ManagedService[] = [];
+  let server: ServerType | undefined;
+  const stop = async () => {
+    if (server) await new Promise<void>((done) => server!.close(() => done()));
+    server = undefined;
+    await Promise.all(services.splice(0).map((s) => s.stop()));
+  };
+  try {
+    const [s3rver, dynalite] = await Promise.all([
+      startS3rver({ host, port: options.s3Port, directory: join(dataDir, 's3'), logFile: join(dataDir, 's3rver.log') }),
+      startDynalite({ host, port: options.dynamoDbPort, directory: join(dataDir, 'dynamodb'), logFile: join(dataDir, 'dynalite.log') }),
+    ]);
+    services.push(s3rver, dynalite);
+
+    const apiUrl = `http://${options.publicHost}:${options.apiPort}`;
+    const config: Config = {
+      tableName: 'slipstream',
+      region: 'us-east-1',
+      buckets: '*',
+      s3Endpoint: s3rver.endpoint,
+      s3PublicEndpoint: `http://${options.publicHost}:${options.s3Port}`,
+      s3ForcePathStyle: true,
+      dynamoDbEndpoint: dynalite.endpoint,
+      publicUrl: apiUrl,
+      engineHost: options.publicHost,
+      enginePort: options.enginePort,
+      accessKeyTtlSeconds: 3600,
+      tokenTtlSeconds: 86_400,
+      tokenKeys: { source: 'inline', json: loadOrCreateKeyring(join(dataDir, 'token-keys.json')) },
+      credentials: s3rverCredentials,
+    };
+    await ensureStateTable(
+      new DynamoDBClient({ region: config.region, endpoint: dynalite.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
+      config.tableName,
+    );
+    const consoleOrigins = [...new Set([apiUrl, `http://localhost:${options.apiPort}`, `http://127.0.0.1:${options.apiPort}`, ...(options.corsOrigins ?? [])])];
+    await ensureBucket(createS3Client(config), options.bucket, consoleOrigins);
+
+    const deps = await createDeps(config);
+    const credentialsPath = join(dataDir, 'credentials.json');
+    const { credentials, created } = await ensureAdminKey(deps.keys, credentialsPath, {
+      apiUrl,
+      bucket: options.bucket,
+      s3Endpoint: config.s3PublicEndpoint!,
+      region: config.region,
+    });
+
+    const app = createApp(deps);
+    await new Promise<void>((ready, fail) => {
+      server = serve({ fetch: app.fetch, hostname: host, port: options.apiPort }, () => ready());
+      server.once('error', fail);
+    });
+    const bound = (server!.address() as AddressInfo).port;
+    return {
+      apiUrl: `http://${options.publicHost}:${bound}`,
+      s3Endpoint: config.s3PublicEndpoint!,
+      dynamoDbEndpoint: dynalite.endpoint,
+      credentials,
+      credentialsPath,
+      adminKeyCreated: created,
+      config,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
