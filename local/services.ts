@@ -3,6 +3,7 @@ import { mkdirSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { connect } from 'node:net';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const require = createRequire(import.meta.url);
 
@@ -69,14 +70,15 @@ async function startService(
   };
 }
 
-/** s3rver: the S3 API over HTTP, objects on disk under `directory`. Credentials S3RVER / S3RVER. */
+/**
+ * s3rver: the S3 API over HTTP, objects on disk under `directory`, credentials S3RVER / S3RVER; run
+ * through `s3rver-server.ts`, which adds ListParts and AbortMultipartUpload.
+ */
 export function startS3rver(options: { host: string; port: number; directory: string; logFile?: string }): Promise<ManagedService> {
   mkdirSync(options.directory, { recursive: true });
-  return startService(
-    's3rver',
-    [binPath('s3rver', 'bin/s3rver.js'), '-d', options.directory, '-a', options.host, '-p', String(options.port), '--silent', '--no-vhost-buckets'],
-    options,
-  );
+  const entry = fileURLToPath(new URL('./s3rver-server.ts', import.meta.url));
+  const tsxLoader = pathToFileURL(join(dirname(require.resolve('tsx/package.json')), 'dist/loader.mjs')).href;
+  return startService('s3rver', ['--import', tsxLoader, entry, '-d', options.directory, '-a', options.host, '-p', String(options.port)], options);
 }
 
 export const s3rverCredentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;

@@ -19,7 +19,8 @@ interface ApiKeyItem {
   actions: Action[];
   createdAt: string;
   expiresAtIso: string | null;
-  revokedAt: string | null;
+  /** Absent until revoked, so `if_not_exists` keeps the first revocation time. */
+  revokedAt?: string;
 }
 
 interface AccessKeyItem {
@@ -42,7 +43,7 @@ function summary(item: ApiKeyItem): ApiKeySummary {
     actions: item.actions,
     createdAt: item.createdAt,
     expiresAt: item.expiresAtIso,
-    revokedAt: item.revokedAt,
+    revokedAt: item.revokedAt ?? null,
   };
 }
 
@@ -74,7 +75,6 @@ export class KeyRepository {
       actions: [...new Set(input.actions)],
       createdAt: input.now.toISOString(),
       expiresAtIso: input.expiresAt?.toISOString() ?? null,
-      revokedAt: null,
     };
     await this.db.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
     return { ...summary(item), secret: `sk_${id}_${secret}` };

@@ -84,17 +84,19 @@ export class TransferRepository {
 
   /** Newest first. Filtering happens after DynamoDB's page limit, so pages may be short; follow the cursor. */
   async list(filter: TransferListFilter): Promise<{ transfers: TransferItem[]; nextCursor: string | null }> {
-    const names: Record<string, string> = { '#status': 'status', '#bucket': 'bucket' };
+    const names: Record<string, string> = {};
     const values: Record<string, unknown> = { ':k': 'TRANSFERS' };
     const conditions: string[] = [];
     if (filter.state !== 'all') {
       const statuses = filter.state === 'active' ? activeStatuses : (['COMPLETED', 'FAILED', 'CANCELED'] as const);
       statuses.forEach((s, i) => (values[`:s${i}`] = s));
+      names['#status'] = 'status';
       conditions.push(`#status IN (${statuses.map((_, i) => `:s${i}`).join(', ')})`);
     }
     if (filter.buckets !== '*') {
       if (filter.buckets.length === 0) return { transfers: [], nextCursor: null };
       filter.buckets.forEach((b, i) => (values[`:b${i}`] = b));
+      names['#bucket'] = 'bucket';
       conditions.push(`#bucket IN (${filter.buckets.map((_, i) => `:b${i}`).join(', ')})`);
     }
     const page = await this.db.send(
