@@ -1,0 +1,147 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { createTestApi, type TestApi } from '../support/harness';
+import { createBucket } from '../support/s3';
+
+/**
+ * Bad input never yields a 500: each row is one malformed request, with the status and error code
+ * it must get. `B` stands for a real bucket, `T` for a real fallback transfer id.
+ */
+interface Row {
+  name: string;
+  method: string;
+  path: string;
+  body?: string | Uint8Array;
+  contentType?: string;
+  headers?: Record<string, string>;
+  /** `null`: no credentials; a string: the Authorization header. Default: the admin key. */
+  auth?: string | null;
+  status: number;
+  code: string;
+}
+
+const json = 'application/json';
+const setup = (request: object) => JSON.stringify({ transfer_requests: [{ transfer_request: { slipstream: { bucket: 'B' }, ...request } }] });
+const big = (bytes: number) => JSON.stringify({ transfer_requests: [{ transfer_request: { paths: [{ source: 'x'.repeat(bytes) }] } }] });
+
+const rows: Row[] = [
+  // Authentication
+  { name: 'no Authorization header', method: 'GET', path: '/v1/transfers', auth: null, status: 401, code: 'Unauthorized' },
+  { name: 'unknown auth scheme', method: 'GET', path: '/v1/transfers', auth: 'Digest abc', status: 401, code: 'Unauthorized' },
+  { name: 'bearer that is not a key', method: 'GET', path: '/v1/transfers', auth: 'Bearer hello', status: 401, code: 'Unauthorized' },
+  { name: 'basic with garbage base64', method: 'POST', path: '/files/upload_setup', auth: 'Basic %%%', body: setup({ paths: [{ source: 'a' }] }), contentType: json, status: 401, code: 'Unauthorized' },
+  { name: 'basic with unknown access key', method: 'POST', path: '/files/upload_setup', auth: `Basic ${Buffer.from('ak_0000000000000000:x').toString('base64')}`, body: '{}', contentType: json, status: 401, code: 'Unauthorized' },
+  { name: 'basic not accepted on key admin', method: 'GET', path: '/v1/keys', auth: `Basic ${Buffer.from('a:b').toString('base64')}`, status: 401, code: 'Unauthorized' },
+  // Bucket names and bucket URLs
+  { name: 'bucket name with uppercase', method: 'GET', path: '/MyBucket?faspConnectionInfo', status: 400, code: 'InvalidBucketName' },
+  { name: 'bucket name too short', method: 'GET', path: '/ab?faspConnectionInfo', status: 400, code: 'InvalidBucketName' },
+  { name: 'bucket name as IP address', method: 'GET', path: '/192.168.1.1?faspConnectionInfo', status: 400, code: 'InvalidBucketName' },
+  { name: 'bucket name with underscore', method: 'GET', path: '/my_bucket/?faspConnectionInfo', status: 404, code: 'NotFound' },
+  { name: 'bucket name with adjacent dots', method: 'GET', path: '/a..b?faspConnectionInfo', status: 400, code: 'InvalidBucketName' },
+  { name: 'bucket name too long', method: 'GET', path: `/${'a'.repeat(64)}?faspConnectionInfo`, status: 400, code: 'InvalidBucketName' },
+  { name: 'bucket URL without a subresource', method: 'GET', path: '/B', status: 400, code: 'InvalidQuery' },
+  { name: 'bucket URL with two subresources', method: 'GET', path: '/B?faspConnectionInfo&transferPreferences', status: 400, code: 'InvalidQuery' },
+  { name: 'bucket URL with an unknown parameter', method: 'GET', path: '/B?faspConnectionInfo&x=1', status: 400, code: 'InvalidQuery' },
+  { name: 'PUT of faspConnectionInfo', method: 'PUT', path: '/B?faspConnectionInfo', body: '{}', contentType: json, status: 400, code: 'InvalidQuery' },
+  { name: 'bucket that does not exist', method: 'GET', path: '/no-such-bucket-x1?faspConnectionInfo', status: 404, code: 'NoSuchBucket' },
+  // Bodies: media type, syntax, size
+  { name: 'setup as text/plain', method: 'POST', path: '/files/upload_setup', body: setup({ paths: [{ source: 'a' }] }), contentType: 'text/plain', status: 415, code: 'UnsupportedMediaType' },
+  { name: 'setup with no content type', method: 'POST', path: '/files/upload_setup', body: setup({ paths: [{ source: 'a' }] }), status: 415, code: 'UnsupportedMediaType' },
+  { name: 'setup as form data', method: 'POST', path: '/files/upload_setup', body: 'a=b', contentType: 'application/x-www-form-urlencoded', status: 415, code: 'UnsupportedMediaType' },
+  { name: 'truncated JSON', method: 'POST', path: '/files/upload_setup', body: '{"transfer_requests": [', contentType: json, status: 400, code: 'MalformedJSON' },
+  { name: 'JSON with trailing comma', method: 'POST', path: '/v1/keys', body: '{"name":"x",}', contentType: json, status: 400, code: 'MalformedJSON' },
+  { name: 'empty body', method: 'POST', path: '/files/upload_setup', body: '', contentType: json, status: 400, code: 'MalformedJSON' },
+  { name: 'binary garbage', method: 'POST', path: '/v1/fallback/uploads', body: new Uint8Array([0xff, 0xfe, 0x00, 0x01]), contentType: json, status: 400, code: 'MalformedJSON' },
+  { name: 'JSON array instead of object', method: 'POST', path: '/files/upload_setup', body: '[]', contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'oversized setup body', method: 'POST', path: '/files/upload_setup', body: big(5 * 1024 * 1024), contentType: json, status: 413, code: 'PayloadTooLarge' },
+  { name: 'oversized preferences body', method: 'PUT', path: '/v1/buckets/B/preferences', body: JSON.stringify({ pad: 'x'.repeat(20_000) }), contentType: json, status: 413, code: 'PayloadTooLarge' },
+  { name: 'oversized key request', method: 'POST', path: '/v1/keys', body: JSON.stringify({ name: 'x'.repeat(20_000) }), contentType: json, status: 413, code: 'PayloadTooLarge' },
+  // XML
+  { name: 'malformed XML preferences', method: 'PUT', path: '/B?transferPreferences', body: '<TransferPreferences><RatePolicy>fair</TransferPreferences>', contentType: 'application/xml', status: 400, code: 'MalformedXML' },
+  { name: 'XML with a DOCTYPE entity', method: 'PUT', path: '/B?transferPreferences', body: '<!DOCTYPE x [<!ENTITY a "b">]><TransferPreferences><RatePolicy>&a;</RatePolicy></TransferPreferences>', contentType: 'application/xml', status: 400, code: 'MalformedXML' },
+  { name: 'XML with the wrong root', method: 'PUT', path: '/B?transferPreferences', body: '<Preferences><RatePolicy>fair</RatePolicy></Preferences>', contentType: 'application/xml', status: 400, code: 'MalformedXML' },
+  { name: 'XML with an unknown element', method: 'PUT', path: '/B?transferPreferences', body: '<TransferPreferences><Colour>red</Colour></TransferPreferences>', contentType: 'text/xml', status: 400, code: 'ValidationError' },
+  { name: 'XML with a bad policy', method: 'PUT', path: '/B?transferPreferences', body: '<TransferPreferences><RatePolicy>turbo</RatePolicy></TransferPreferences>', contentType: 'application/xml', status: 400, code: 'ValidationError' },
+  { name: 'XML with a negative rate', method: 'PUT', path: '/B?transferPreferences', body: '<TransferPreferences><Upload><TargetRateKbps>-5</TargetRateKbps></Upload></TransferPreferences>', contentType: 'application/xml', status: 400, code: 'ValidationError' },
+  // Shapes and unknown fields
+  { name: 'setup with an unknown top-level field', method: 'POST', path: '/files/upload_setup', body: JSON.stringify({ transfer_requests: [], extra: 1 }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'setup with no transfer requests', method: 'POST', path: '/files/upload_setup', body: JSON.stringify({ transfer_requests: [] }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'setup with an unknown request field', method: 'POST', path: '/files/upload_setup', body: setup({ paths: [{ source: 'a' }], turbo: true }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'setup with no paths', method: 'POST', path: '/files/upload_setup', body: setup({ paths: [] }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'setup with a negative rate', method: 'POST', path: '/files/upload_setup', body: setup({ paths: [{ source: 'a' }], target_rate_kbps: -1 }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'setup with an unknown rate policy', method: 'POST', path: '/files/upload_setup', body: setup({ paths: [{ source: 'a' }], rate_policy: 'turbo' }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'setup with a string size', method: 'POST', path: '/files/upload_setup', body: setup({ paths: [{ source: 'a', size: '10' }] }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'setup without a bucket (API key)', method: 'POST', path: '/files/upload_setup', body: JSON.stringify({ transfer_requests: [{ transfer_request: { paths: [{ source: 'a' }] } }] }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'setup with an invalid bucket name', method: 'POST', path: '/files/upload_setup', body: JSON.stringify({ transfer_requests: [{ transfer_request: { paths: [{ source: 'a' }], slipstream: { bucket: 'Bad_Bucket' } } }] }), contentType: json, status: 400, code: 'ValidationError' },
+  // Object keys
+  { name: 'destination with ..', method: 'POST', path: '/files/upload_setup', body: setup({ paths: [{ source: 'a', destination: 'x/../../etc/passwd' }] }), contentType: json, status: 400, code: 'InvalidObjectKey' },
+  { name: 'destination with NUL', method: 'POST', path: '/files/upload_setup', body: setup({ paths: [{ source: 'a', destination: 'x\u0000y' }] }), contentType: json, status: 400, code: 'InvalidObjectKey' },
+  { name: 'download source with leading /', method: 'POST', path: '/files/download_setup', body: setup({ paths: [{ source: '/etc/passwd' }] }), contentType: json, status: 400, code: 'InvalidObjectKey' },
+  { name: 'destination_root with ..', method: 'POST', path: '/files/upload_setup', body: setup({ paths: [{ source: 'a' }], destination_root: '/x/../..' }), contentType: json, status: 400, code: 'InvalidObjectKey' },
+  { name: 'fallback key with ..', method: 'POST', path: '/v1/fallback/uploads', body: JSON.stringify({ bucket: 'B', key: '../x', sizeBytes: 1 }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'fallback key with a leading /', method: 'POST', path: '/v1/fallback/uploads', body: JSON.stringify({ bucket: 'B', key: '/x', sizeBytes: 1 }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'fallback key with NUL', method: 'POST', path: '/v1/fallback/uploads', body: JSON.stringify({ bucket: 'B', key: 'a\u0000', sizeBytes: 1 }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'fallback key over 1024 bytes', method: 'POST', path: '/v1/fallback/uploads', body: JSON.stringify({ bucket: 'B', key: 'é'.repeat(600), sizeBytes: 1 }), contentType: json, status: 400, code: 'ValidationError' },
+  // Fallback multipart rules
+  { name: 'fallback part size below 5 MiB', method: 'POST', path: '/v1/fallback/uploads', body: JSON.stringify({ bucket: 'B', key: 'k', sizeBytes: 50 * 1024 * 1024, partSizeBytes: 1024 }), contentType: json, status: 400, code: 'InvalidPartSize' },
+  { name: 'fallback with too many parts', method: 'POST', path: '/v1/fallback/uploads', body: JSON.stringify({ bucket: 'B', key: 'k', sizeBytes: 100 * 1024 ** 3, partSizeBytes: 5 * 1024 ** 2 }), contentType: json, status: 400, code: 'TooManyParts' },
+  { name: 'fallback object above 5 TiB', method: 'POST', path: '/v1/fallback/uploads', body: JSON.stringify({ bucket: 'B', key: 'k', sizeBytes: 6 * 1024 ** 4 }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'fallback negative size', method: 'POST', path: '/v1/fallback/uploads', body: JSON.stringify({ bucket: 'B', key: 'k', sizeBytes: -1 }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'sign part 0', method: 'POST', path: '/v1/fallback/uploads/T/parts', body: JSON.stringify({ partNumbers: [0] }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'sign part 10001', method: 'POST', path: '/v1/fallback/uploads/T/parts', body: JSON.stringify({ partNumbers: [10_001] }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'sign a part beyond the last', method: 'POST', path: '/v1/fallback/uploads/T/parts', body: JSON.stringify({ partNumbers: [3] }), contentType: json, status: 400, code: 'InvalidPartSize' },
+  { name: 'sign with no part numbers', method: 'POST', path: '/v1/fallback/uploads/T/parts', body: JSON.stringify({ partNumbers: [] }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'complete with parts that were never uploaded', method: 'POST', path: '/v1/fallback/uploads/T/complete', body: JSON.stringify({ parts: [{ partNumber: 1, etag: '"abc"' }] }), contentType: json, status: 400, code: 'MissingParts' },
+  { name: 'fallback upload id of the wrong form', method: 'GET', path: '/v1/fallback/uploads/../../etc/parts', status: 404, code: 'NotFound' },
+  { name: 'fallback upload that does not exist', method: 'GET', path: '/v1/fallback/uploads/tr_00000000000000000000/parts', status: 404, code: 'NoSuchTransfer' },
+  // Preferences
+  { name: 'preferences missing fields on PUT', method: 'PUT', path: '/v1/buckets/B/preferences', body: JSON.stringify({ ratePolicy: 'fair' }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'preferences with an unknown transport', method: 'PATCH', path: '/v1/buckets/B/preferences', body: JSON.stringify({ upload: { defaultTransport: 'carrier-pigeon' } }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'preferences with a fractional rate', method: 'PATCH', path: '/v1/buckets/B/preferences', body: JSON.stringify({ download: { targetRateKbps: 1.5 } }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'preferences with an unknown field', method: 'PATCH', path: '/v1/buckets/B/preferences', body: JSON.stringify({ colour: 'red' }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'preferences with min above target', method: 'PATCH', path: '/v1/buckets/B/preferences', body: JSON.stringify({ upload: { targetRateKbps: 10, minRateKbps: 20 } }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'preferences with a bad query', method: 'GET', path: '/v1/buckets/B/preferences?x=1', status: 400, code: 'InvalidQuery' },
+  // Transfers and keys
+  { name: 'transfers with an unknown state', method: 'GET', path: '/v1/transfers?state=sleeping', status: 400, code: 'InvalidQuery' },
+  { name: 'transfers with limit 0', method: 'GET', path: '/v1/transfers?limit=0', status: 400, code: 'InvalidQuery' },
+  { name: 'transfers with a forged cursor', method: 'GET', path: '/v1/transfers?cursor=bm90LWEtY3Vyc29y', status: 400, code: 'InvalidQuery' },
+  { name: 'transfers with an unknown parameter', method: 'GET', path: '/v1/transfers?sort=asc', status: 400, code: 'InvalidQuery' },
+  { name: 'transfer id of the wrong form', method: 'GET', path: '/v1/transfers/hello', status: 404, code: 'NoSuchTransfer' },
+  { name: 'cancel of an unknown transfer', method: 'POST', path: '/v1/transfers/tr_00000000000000000000/cancel', status: 404, code: 'NoSuchTransfer' },
+  { name: 'key with no actions', method: 'POST', path: '/v1/keys', body: JSON.stringify({ name: 'x', buckets: ['*'], actions: [] }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'key with an unknown action', method: 'POST', path: '/v1/keys', body: JSON.stringify({ name: 'x', buckets: ['*'], actions: ['delete'] }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'key scoped to a bad bucket name', method: 'POST', path: '/v1/keys', body: JSON.stringify({ name: 'x', buckets: ['UPPER'], actions: ['read'] }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'revoke of an unknown key', method: 'DELETE', path: '/v1/keys/0000000000000000', status: 404, code: 'NotFound' },
+  // Companion
+  { name: 'companion with a forged grant', method: 'POST', path: '/companion/sst1.companion.k1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/s3/multipart', body: '{"filename":"a"}', contentType: json, auth: null, status: 401, code: 'Unauthorized' },
+  { name: 'companion with a transfer token', method: 'GET', path: '/companion/sst1.transfer.k1.AAAA/s3/params?filename=a', auth: null, status: 401, code: 'Unauthorized' },
+  { name: 'unknown route', method: 'GET', path: '/v1/nothing-here', status: 404, code: 'NotFound' },
+];
+
+let api: TestApi;
+let bucket: string;
+let transferId: string;
+
+beforeAll(async () => {
+  api = await createTestApi();
+  bucket = await createBucket(inject('s3rver'));
+  const created = await api.call('/v1/fallback/uploads', { method: 'POST', json: { bucket, key: 'malformed/target.bin', sizeBytes: 10 * 1024 * 1024, partSizeBytes: 5 * 1024 * 1024 } });
+  transferId = ((await created.json()) as { transferId: string }).transferId;
+});
+
+const fill = (text: string) => text.replace(/\bB\b/g, bucket).replace(/\/T\//g, `/${transferId}/`);
+
+describe('malformed requests', () => {
+  it('has at least 40 rows', () => expect(rows.length).toBeGreaterThanOrEqual(40));
+
+  it.each(rows)('$name → $status $code', async (row) => {
+    const headers: Record<string, string> = { ...row.headers };
+    if (row.contentType) headers['content-type'] = row.contentType;
+    if (row.auth !== undefined && row.auth !== null) headers.authorization = row.auth;
+    const body = typeof row.body === 'string' ? fill(row.body) : row.body;
+    const res = await api.call(fill(row.path), { method: row.method, headers, key: row.auth === null ? null : undefined, ...(body !== undefined ? { body } : {}) });
+    const payload = (await res.json()) as { error?: { code: string; message: string } };
+    expect({ status: res.status, code: payload.error?.code }).toEqual({ status: row.status, code: row.code });
+    expect(payload.error?.message.length).toBeGreaterThan(10);
+  });
+});
