@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import { cors } from 'hono/cors';
 import { ServiceError } from '../core/errors';
 import type { AppDeps } from './deps';
 import type { AppEnv } from './env';
@@ -32,6 +33,18 @@ const mountOrder: readonly RouteGroup[] = ['files', 'preferences', 'fallback', '
  */
 export function createApp(deps: AppDeps | (() => Promise<AppDeps>), groups: readonly RouteGroup[] = mountOrder): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  // Browsers call the API from the console's origin (and Uppy from any page). Any origin is safe here:
+  // credentials travel in the Authorization header or a sealed grant in the URL, never in cookies.
+  app.use(
+    '*',
+    cors({
+      origin: '*',
+      allowMethods: ['GET', 'PUT', 'PATCH', 'POST', 'DELETE'],
+      allowHeaders: ['authorization', 'content-type', 'accept'],
+      exposeHeaders: ['retry-after', 'www-authenticate'],
+      maxAge: 600,
+    }),
+  );
   app.use('*', async (c, next) => {
     c.set('deps', typeof deps === 'function' ? await deps() : deps);
     await next();
@@ -39,7 +52,11 @@ export function createApp(deps: AppDeps | (() => Promise<AppDeps>), groups: read
   for (const group of mountOrder.filter((g) => groups.includes(g))) {
     for (const routes of routeGroups[group]) app.route('/', routes as unknown as Hono<AppEnv>);
   }
-  app.notFound((c) => errorResponse(c, new ServiceError('NotFound', `no route for ${c.req.method} ${c.req.path}`)));
+  app.notFound((c) => {
+    // A companion URL carries a grant: never echo it.
+    const path = c.req.path.replace(/^\/companion\/[^/]+/, '/companion/<grant>').slice(0, 200);
+    return errorResponse(c, new ServiceError('NotFound', `no route for ${c.req.method} ${path}`));
+  });
   app.onError(onError);
   return app;
 }
