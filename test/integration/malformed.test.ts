@@ -11,7 +11,7 @@ interface Row {
   name: string;
   method: string;
   path: string;
-  body?: string | Uint8Array;
+  body?: string | Uint8Array<ArrayBuffer>;
   contentType?: string;
   headers?: Record<string, string>;
   /** `null`: no credentials; a string: the Authorization header. Default: the admin key. */
