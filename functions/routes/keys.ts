@@ -14,7 +14,7 @@ function keyId(id: string): string {
 
 /** API key management: only an admin key scoped to all buckets (`*`) may use it. */
 export const keyRoutes = new Hono<AppEnv>()
-  .use('/v1/keys', authenticate(), limitBody(16 * 1024))
+  // `/v1/keys/*` covers `/v1/keys` too.
   .use('/v1/keys/*', authenticate(), limitBody(16 * 1024))
   .post('/v1/keys', async (c) => {
     requireScope(c.get('principal'), undefined, 'admin');

@@ -21,7 +21,7 @@ async function visibleTransfer(c: Context<AppEnv>, id: string): Promise<Transfer
 
 /** Transfers as recorded in the state table by the API and the engines. */
 export const transferRoutes = new Hono<AppEnv>()
-  .use('/v1/transfers', authenticate(['bearer', 'basic']))
+  // `/v1/transfers/*` covers `/v1/transfers` too.
   .use('/v1/transfers/*', authenticate(['bearer', 'basic']))
   .get('/v1/transfers', async (c) => {
     const parsed = transferListQuerySchema.safeParse(c.req.query());
