@@ -1,4 +1,4 @@
-import { PutBucketPolicyCommand, PutBucketVersioningCommand, PutObjectLockConfigurationCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, PutBucketPolicyCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { freePort } from '../../local/ports';
@@ -43,8 +43,9 @@ describe.skipIf(rgw === null)('immutability against Ceph RGW (a real S3 with Obj
   it('refuses a grant minted before the policy was set', async () => {
     const bucket = await createBucket(rgw!, { prefix: 'later' });
     const grant = (await (await api.call('/v1/fallback/companion', { method: 'POST', json: { bucket, keyPrefix: 'u/' } })).json()) as { companionUrl: string };
-    await s3For(rgw!).send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
-    await s3For(rgw!).send(new PutObjectLockConfigurationCommand({ Bucket: bucket, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled' } }));
+    // RGW cannot turn Object Lock on for an existing bucket, so the bucket comes back under the same name with it.
+    await s3For(rgw!).send(new DeleteBucketCommand({ Bucket: bucket }));
+    await s3For(rgw!).send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }));
     const res = await api.call(`${new URL(grant.companionUrl).pathname}/s3/multipart`, {
       method: 'POST',
       key: null,
