@@ -21,10 +21,13 @@ export const configSchema = z.object({
   enginePort: portSchema,
   accessKeyTtlSeconds: z.number().int().min(60).max(12 * 3600),
   tokenTtlSeconds: z.number().int().min(60).max(7 * 86_400),
-  tokenKeys: z.discriminatedUnion('source', [
-    z.object({ source: z.literal('inline'), json: z.string() }),
-    z.object({ source: z.literal('secrets-manager'), secretArn: z.string().min(1) }),
-  ]),
+  /** Only the parts that seal or open tokens have keys (least privilege); the others never read them. */
+  tokenKeys: z
+    .discriminatedUnion('source', [
+      z.object({ source: z.literal('inline'), json: z.string().min(1) }),
+      z.object({ source: z.literal('secrets-manager'), secretArn: z.string().min(1) }),
+    ])
+    .optional(),
   credentials: z.object({ accessKeyId: z.string(), secretAccessKey: z.string() }).optional(),
 });
 export type Config = z.infer<typeof configSchema>;
@@ -51,7 +54,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     tokenTtlSeconds: Number(env.SLIPSTREAM_TOKEN_TTL_SECONDS ?? 86_400),
     tokenKeys: env.SLIPSTREAM_TOKEN_SECRET_ARN
       ? { source: 'secrets-manager', secretArn: env.SLIPSTREAM_TOKEN_SECRET_ARN }
-      : { source: 'inline', json: env.SLIPSTREAM_TOKEN_KEYS ?? '' },
+      : env.SLIPSTREAM_TOKEN_KEYS
+        ? { source: 'inline', json: env.SLIPSTREAM_TOKEN_KEYS }
+        : undefined,
     credentials:
       env.SLIPSTREAM_S3_ACCESS_KEY_ID && env.SLIPSTREAM_S3_SECRET_ACCESS_KEY
         ? { accessKeyId: env.SLIPSTREAM_S3_ACCESS_KEY_ID, secretAccessKey: env.SLIPSTREAM_S3_SECRET_ACCESS_KEY }
@@ -61,9 +66,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new ConfigError(`invalid Slipstream configuration: ${problems}`);
-  }
-  if (parsed.data.tokenKeys.source === 'inline' && parsed.data.tokenKeys.json === '') {
-    throw new ConfigError('invalid Slipstream configuration: set SLIPSTREAM_TOKEN_KEYS or SLIPSTREAM_TOKEN_SECRET_ARN');
   }
   return parsed.data;
 }

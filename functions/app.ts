@@ -29,9 +29,9 @@ const mountOrder: readonly RouteGroup[] = ['files', 'preferences', 'fallback', '
 
 /**
  * The whole control-plane API, runtime-agnostic: Lambda (`lambda/`), Node (`local/`) and tests
- * (`app.request()`) all serve this. `deps` may be a promise so a Lambda can load secrets lazily.
+ * (`app.request()`) all serve this. `deps` may be a function so a Lambda reads its configuration on first use.
  */
-export function createApp(deps: AppDeps | (() => Promise<AppDeps>), groups: readonly RouteGroup[] = mountOrder): Hono<AppEnv> {
+export function createApp(deps: AppDeps | (() => AppDeps), groups: readonly RouteGroup[] = mountOrder): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   // Browsers call the API from the console's origin (and Uppy from any page). Any origin is safe here:
   // credentials travel in the Authorization header or a sealed grant in the URL, never in cookies.
@@ -46,7 +46,7 @@ export function createApp(deps: AppDeps | (() => Promise<AppDeps>), groups: read
     }),
   );
   app.use('*', async (c, next) => {
-    c.set('deps', typeof deps === 'function' ? await deps() : deps);
+    c.set('deps', typeof deps === 'function' ? deps() : deps);
     await next();
   });
   for (const group of mountOrder.filter((g) => groups.includes(g))) {

@@ -19,14 +19,16 @@ export interface AppDeps {
   readonly preferences: PreferencesRepository;
   readonly transfers: TransferRepository;
   readonly guard: BucketGuard;
-  readonly keyring: Keyring;
+  /** Loaded on first use, so route groups that never seal or open a token need no access to the key. */
+  readonly keyring: () => Promise<Keyring>;
   readonly now: () => Date;
   readonly randomBytes: (size: number) => Buffer;
 }
 
-export async function createDeps(config: Config): Promise<AppDeps> {
+export function createDeps(config: Config): AppDeps {
   const db = createDocumentClient(config);
   const s3 = createS3Client(config);
+  let keyring: Promise<Keyring> | undefined;
   return {
     config,
     s3,
@@ -35,7 +37,13 @@ export async function createDeps(config: Config): Promise<AppDeps> {
     preferences: new PreferencesRepository(db, config.tableName),
     transfers: new TransferRepository(db, config.tableName),
     guard: new BucketGuard(s3),
-    keyring: await loadKeyring(config),
+    keyring: () => {
+      keyring ??= loadKeyring(config).catch((error: unknown) => {
+        keyring = undefined;
+        throw error;
+      });
+      return keyring;
+    },
     now: () => new Date(),
     randomBytes,
   };

@@ -87,7 +87,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const consoleOrigins = [...new Set([apiUrl, `http://localhost:${options.apiPort}`, `http://127.0.0.1:${options.apiPort}`, ...(options.corsOrigins ?? [])])];
     await ensureBucket(createS3Client(config), options.bucket, consoleOrigins);
 
-    const deps = await createDeps(config);
+    const deps = createDeps(config);
     const credentialsPath = join(dataDir, 'credentials.json');
     const { credentials, created } = await ensureAdminKey(deps.keys, credentialsPath, {
       apiUrl,

@@ -25,7 +25,7 @@ type CompanionEnv = AppEnv & { Variables: { grant: CompanionGrant } };
 
 const grantMiddleware: MiddlewareHandler<CompanionEnv> = async (c, next) => {
   const deps = c.get('deps');
-  const grant = openToken(deps.keyring, 'companion', c.req.param('token') ?? '', companionGrantSchema, nowSeconds(deps));
+  const grant = openToken(await deps.keyring(), 'companion', c.req.param('token') ?? '', companionGrantSchema, nowSeconds(deps));
   const key = await deps.keys.getApiKey(grant.apiKeyId);
   if (!key || key.revokedAt || (key.expiresAt && new Date(key.expiresAt) <= deps.now())) {
     throw new ServiceError('Unauthorized', 'the key that issued this upload URL has been revoked or has expired');

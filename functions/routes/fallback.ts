@@ -96,7 +96,7 @@ export const fallbackRoutes = new Hono<AppEnv>()
     await deps.guard.assertTransferable(bucket);
     const expiresAt = nowSeconds(deps) + body.expiresInSeconds;
     const token = sealToken(
-      deps.keyring,
+      await deps.keyring(),
       'companion',
       { bucket, keyPrefix: body.keyPrefix, apiKeyId: principal.apiKeyId, expiresAt },
       deps.randomBytes(12),

@@ -18,7 +18,7 @@ import {
 import { ServiceError } from '../../core/errors';
 import type { Principal } from '../../core/state/principal';
 import { newId } from '../../core/state/secrets';
-import { sealToken, type Ticket } from '../../core/token';
+import { sealToken, type Keyring, type Ticket } from '../../core/token';
 import type { AppEnv } from '../env';
 import { authenticate, requireScope } from '../middleware/auth';
 import { limitBody, readJson } from '../middleware/body';
@@ -93,6 +93,7 @@ function planEntry(
   bucket: string,
   prefs: BucketPreferences,
   request: TransferRequest,
+  keyring: Keyring,
 ): PlannedSpec {
   const deps = c.get('deps');
   const upload = direction === 'send';
@@ -124,7 +125,7 @@ function planEntry(
     expiresAt,
     sessionSecret,
   };
-  const token = sealToken(deps.keyring, 'transfer', ticket, deps.randomBytes(12));
+  const token = sealToken(keyring, 'transfer', ticket, deps.randomBytes(12));
   const base = publicBaseUrl(c);
   const baseUrl = new URL(base);
   const httpsPort = baseUrl.protocol === 'https:' ? Number(baseUrl.port || 443) : 443;
@@ -181,13 +182,14 @@ async function setup(c: Context<AppEnv>, direction: Direction): Promise<Response
   const deps = c.get('deps');
   await deps.guard.assertTransferable(bucket);
   const { preferences } = await deps.preferences.get(bucket);
+  const keyring = await deps.keyring();
   const now = deps.now().toISOString();
 
   const response: SetupResponse = { transfer_specs: [] };
   let firstError: EntryError | undefined;
   for (const request of requests) {
     try {
-      const planned = planEntry(c, direction, bucket, preferences, request);
+      const planned = planEntry(c, direction, bucket, preferences, request, keyring);
       await deps.transfers.create({
         id: planned.ticket.transferId,
         bucket,

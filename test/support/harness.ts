@@ -46,7 +46,7 @@ export async function createTestApi(target: S3Target = inject('s3rver'), overrid
     new DynamoDBClient({ region: 'us-east-1', endpoint: config.dynamoDbEndpoint, credentials: { accessKeyId: 'l', secretAccessKey: 'l' } }),
     config.tableName,
   );
-  const deps = await createDeps(config);
+  const deps = createDeps(config);
   const app = createApp(deps);
   const admin = await deps.keys.createApiKey({ name: 'test admin', buckets: ['*'], actions: ['read', 'write', 'admin'], now: new Date() });
   const api: TestApi = {
