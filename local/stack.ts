@@ -7,6 +7,7 @@ import type { Config } from '../core/config';
 import { ensureStateTable } from '../core/state/table';
 import { createApp } from '../functions/app';
 import { createDeps } from '../functions/deps';
+import { allRoutes } from '../functions/routes';
 import { ensureAdminKey, ensureBucket, loadOrCreateKeyring, type CredentialsFile } from './bootstrap';
 import { assertPortFree } from './ports';
 import { s3rverCredentials, startDynalite, startS3rver, type ManagedService } from './services';
@@ -96,7 +97,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       region: config.region,
     });
 
-    const app = createApp(deps);
+    const app = createApp(deps, allRoutes);
     await new Promise<void>((ready, fail) => {
       server = serve({ fetch: app.fetch, hostname: host, port: options.apiPort }, () => ready());
       server.once('error', fail);

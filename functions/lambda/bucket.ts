@@ -1,4 +1,6 @@
 import { handle } from 'hono/aws-lambda';
+import { bucketRoutes } from '../routes/bucket';
+import { healthRoutes } from '../routes/health';
 import { lambdaApp } from './shared';
 
-export const handler = handle(lambdaApp('bucket'));
+export const handler = handle(lambdaApp(healthRoutes, bucketRoutes));

@@ -1,4 +1,6 @@
 import { handle } from 'hono/aws-lambda';
+import { companionRoutes } from '../routes/companion';
+import { fallbackRoutes } from '../routes/fallback';
 import { lambdaApp } from './shared';
 
-export const handler = handle(lambdaApp('fallback'));
+export const handler = handle(lambdaApp(fallbackRoutes, companionRoutes));

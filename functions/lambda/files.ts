@@ -1,4 +1,5 @@
 import { handle } from 'hono/aws-lambda';
+import { fileRoutes } from '../routes/files';
 import { lambdaApp } from './shared';
 
-export const handler = handle(lambdaApp('files'));
+export const handler = handle(lambdaApp(fileRoutes));

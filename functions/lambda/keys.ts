@@ -1,4 +1,5 @@
 import { handle } from 'hono/aws-lambda';
+import { keyRoutes } from '../routes/keys';
 import { lambdaApp } from './shared';
 
-export const handler = handle(lambdaApp('keys'));
+export const handler = handle(lambdaApp(keyRoutes));

@@ -1,16 +1,18 @@
+import type { Hono } from 'hono';
 import { configFromEnv } from '../../core/config';
-import { createApp, type RouteGroup } from '../app';
+import { createApp } from '../app';
 import { createDeps, type AppDeps } from '../deps';
+import type { AppEnv } from '../env';
 
 let deps: AppDeps | undefined;
 
 /**
- * One app per Lambda function with only its route group. Configuration is read on the first request,
- * so a bad variable answers that request with an error (and is logged) instead of failing the init.
+ * One app per Lambda function with only its route group, so its bundle holds only that group's code.
+ * Configuration is read on the first request: a bad variable answers it with a logged error.
  */
-export function lambdaApp(group: RouteGroup) {
+export function lambdaApp(...routes: Hono<AppEnv>[]) {
   return createApp(() => {
     deps ??= createDeps(configFromEnv());
     return deps;
-  }, [group]);
+  }, routes);
 }

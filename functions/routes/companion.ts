@@ -21,9 +21,8 @@ import { nowSeconds } from '../request';
  * The routes `@uppy/aws-s3` calls on a Companion server (`companionEndpoint`). Uppy sends no headers,
  * so the grant rides in the URL: `/companion/{sealed grant}/s3/...`, minted by POST /v1/fallback/companion.
  */
-type CompanionEnv = AppEnv & { Variables: { grant: CompanionGrant } };
 
-const grantMiddleware: MiddlewareHandler<CompanionEnv> = async (c, next) => {
+const grantMiddleware: MiddlewareHandler<AppEnv> = async (c, next) => {
   const deps = c.get('deps');
   const grant = openToken(await deps.keyring(), 'companion', c.req.param('token') ?? '', companionGrantSchema, nowSeconds(deps));
   const key = await deps.keys.getApiKey(grant.apiKeyId);
@@ -45,7 +44,7 @@ function keyFor(grant: CompanionGrant, filename: string): string {
 }
 
 /** The transfer behind an upload id, checked against the grant and Uppy's `?key=`. */
-async function grantedUpload(c: Context<CompanionEnv>) {
+async function grantedUpload(c: Context<AppEnv>) {
   const deps = c.get('deps');
   const grant = c.get('grant');
   const uploadId = c.req.param('uploadId') ?? '';
@@ -84,7 +83,7 @@ async function jsonBody<T extends z.ZodType>(c: Context, schema: T): Promise<z.i
   return parseJsonText(await c.req.text(), schema);
 }
 
-export const companionRoutes = new Hono<CompanionEnv>()
+export const companionRoutes = new Hono<AppEnv>()
   .use('/companion/:token/*', limitBody(2 * 1024 * 1024), grantMiddleware)
   .get('/companion/:token/s3/params', async (c) => {
     const deps = c.get('deps');

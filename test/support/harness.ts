@@ -5,6 +5,7 @@ import type { Config } from '../../core/config';
 import { ensureStateTable } from '../../core/state/table';
 import { createApp } from '../../functions/app';
 import { createDeps, type AppDeps } from '../../functions/deps';
+import { allRoutes } from '../../functions/routes';
 import type { S3Target } from './global-setup';
 
 export function testKeyringJson(): string {
@@ -47,7 +48,7 @@ export async function createTestApi(target: S3Target = inject('s3rver'), overrid
     config.tableName,
   );
   const deps = createDeps(config);
-  const app = createApp(deps);
+  const app = createApp(deps, allRoutes);
   const admin = await deps.keys.createApiKey({ name: 'test admin', buckets: ['*'], actions: ['read', 'write', 'admin'], now: new Date() });
   const api: TestApi = {
     deps,
