@@ -17,7 +17,7 @@ import {
 import { ServiceError } from '../core/errors';
 import type { Principal } from '../core/state/principal';
 import { newId } from '../core/state/secrets';
-import { isActive, type TransferItem } from '../core/state/transfers';
+import { isActive, newTransfer, type TransferItem } from '../core/state/transfers';
 import type { AppDeps } from './deps';
 
 /** Presigned part URLs live long enough for a slow part on a bad link, not for days. */
@@ -64,28 +64,24 @@ export async function createMultipartTransfer(
     }),
   );
   if (!created.UploadId) throw new Error('S3 returned no UploadId');
-  const now = deps.now().toISOString();
-  const transfer: TransferItem = {
-    id: `tr_${newId(10)}`,
-    bucket: input.bucket,
-    direction: 'upload',
-    transport: 'http',
-    status: 'RUNNING',
-    keyPrefix: input.key.includes('/') ? input.key.slice(0, input.key.lastIndexOf('/') + 1) : '',
-    key: input.key,
-    files: 1,
-    bytesTotal: input.sizeBytes,
-    bytesTransferred: 0,
-    rateKbps: 0,
-    createdAt: now,
-    updatedAt: now,
-    endedAt: null,
-    error: null,
-    ownerKeyId: principal.apiKeyId,
-    uploadId: created.UploadId,
-    ...(input.plan ? { partSizeBytes: input.plan.partSizeBytes } : {}),
-    ...(input.contentType ? { contentType: input.contentType } : {}),
-  };
+  const transfer = newTransfer(
+    {
+      id: `tr_${newId(10)}`,
+      bucket: input.bucket,
+      direction: 'upload',
+      transport: 'http',
+      status: 'RUNNING',
+      keyPrefix: input.key.includes('/') ? input.key.slice(0, input.key.lastIndexOf('/') + 1) : '',
+      key: input.key,
+      files: 1,
+      bytesTotal: input.sizeBytes,
+      ownerKeyId: principal.apiKeyId,
+      uploadId: created.UploadId,
+      ...(input.plan ? { partSizeBytes: input.plan.partSizeBytes } : {}),
+      ...(input.contentType ? { contentType: input.contentType } : {}),
+    },
+    deps.now(),
+  );
   await deps.transfers.create(transfer);
   await deps.transfers.recordUploadId(created.UploadId, transfer.id);
   return transfer;

@@ -6,19 +6,9 @@ import {
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
 
-/**
- * One table holds all state (single-table design): `pk`/`sk` keys, one GSI for listings and a TTL on
- * `expiresAt`. The CDK state construct declares the same shape for AWS; this creates it elsewhere.
- */
-export const stateTableShape = {
-  partitionKey: 'pk',
-  sortKey: 'sk',
-  listIndexName: 'gsi1',
-  listPartitionKey: 'gsi1pk',
-  listSortKey: 'gsi1sk',
-  ttlAttribute: 'expiresAt',
-} as const;
+import { stateTableShape } from './shape';
 
+/** Creates the state table where no CDK stack does (the local stack, tests); waits until it is ACTIVE. */
 export async function ensureStateTable(client: DynamoDBClient, tableName: string, timeoutMs = 30_000): Promise<void> {
   const s = stateTableShape;
   try {

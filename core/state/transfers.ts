@@ -11,6 +11,16 @@ export interface TransferItem extends Transfer {
   contentType?: string;
 }
 
+/** A transfer that has just begun: nothing moved yet, created and updated now. */
+export function newTransfer(
+  fields: Pick<TransferItem, 'id' | 'bucket' | 'direction' | 'transport' | 'status' | 'keyPrefix' | 'files' | 'bytesTotal' | 'ownerKeyId'> &
+    Partial<Pick<TransferItem, 'key' | 'uploadId' | 'partSizeBytes' | 'contentType'>>,
+  now: Date,
+): TransferItem {
+  const iso = now.toISOString();
+  return { ...fields, bytesTransferred: 0, rateKbps: 0, createdAt: iso, updatedAt: iso, endedAt: null, error: null };
+}
+
 const internalFields = ['pk', 'sk', 'gsi1pk', 'gsi1sk', 'type'] as const;
 
 function toItem(t: TransferItem) {

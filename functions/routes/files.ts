@@ -17,6 +17,7 @@ import {
 } from '../../contracts';
 import { ServiceError } from '../../core/errors';
 import type { Principal } from '../../core/state/principal';
+import { newTransfer } from '../../core/state/transfers';
 import { newId } from '../../core/state/secrets';
 import { sealToken, type Keyring, type Ticket } from '../../core/token';
 import type { AppEnv } from '../env';
@@ -183,30 +184,29 @@ async function setup(c: Context<AppEnv>, direction: Direction): Promise<Response
   await deps.guard.assertTransferable(bucket);
   const { preferences } = await deps.preferences.get(bucket);
   const keyring = await deps.keyring();
-  const now = deps.now().toISOString();
+  const now = deps.now();
 
   const response: SetupResponse = { transfer_specs: [] };
   let firstError: EntryError | undefined;
   for (const request of requests) {
     try {
       const planned = planEntry(c, direction, bucket, preferences, request, keyring);
-      await deps.transfers.create({
-        id: planned.ticket.transferId,
-        bucket,
-        direction: direction === 'send' ? 'upload' : 'download',
-        transport: planned.spec.http_fallback === 'force' ? 'http' : 'high-speed',
-        status: 'QUEUED',
-        keyPrefix: planned.ticket.keyPrefix,
-        files: request.paths.length,
-        bytesTotal: planned.bytesTotal,
-        bytesTransferred: 0,
-        rateKbps: 0,
-        createdAt: now,
-        updatedAt: now,
-        endedAt: null,
-        error: null,
-        ownerKeyId: principal.apiKeyId,
-      });
+      await deps.transfers.create(
+        newTransfer(
+          {
+            id: planned.ticket.transferId,
+            bucket,
+            direction: direction === 'send' ? 'upload' : 'download',
+            transport: planned.spec.http_fallback === 'force' ? 'http' : 'high-speed',
+            status: 'QUEUED',
+            keyPrefix: planned.ticket.keyPrefix,
+            files: request.paths.length,
+            bytesTotal: planned.bytesTotal,
+            ownerKeyId: principal.apiKeyId,
+          },
+          now,
+        ),
+      );
       response.transfer_specs.push({ transfer_spec: planned.spec });
     } catch (error) {
       if (!(error instanceof EntryError)) throw error;

@@ -2,16 +2,8 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { stateTableShape } from '../../core/state/shape';
 
-/** The table's shape; `core/state/table.ts` (stateTableShape) creates the same one for the local stack. */
-export const stateTableShape = {
-  partitionKey: 'pk',
-  sortKey: 'sk',
-  listIndexName: 'gsi1',
-  listPartitionKey: 'gsi1pk',
-  listSortKey: 'gsi1sk',
-  ttlAttribute: 'expiresAt',
-} as const;
 
 /** Item-level reads and writes; no table management (create, delete, update, TTL changes). */
 const readWriteActions = [

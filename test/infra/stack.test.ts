@@ -2,9 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stateTableShape as coreTableShape } from '../../core/state/table';
 import { apiRoutes, routeGroups, type RouteGroup } from '../../infra/lib/api';
-import { stateTableShape } from '../../infra/lib/state';
 import { buildTestStack, testBuckets, testConsoleOrigins, type TestStack } from './synth';
 
 type Resource = { Type: string; Properties: Record<string, any>; DependsOn?: string[] };
@@ -277,10 +275,6 @@ describe('state', () => {
         }),
       ],
     });
-  });
-
-  it('has the same shape the local stack creates', () => {
-    expect(stateTableShape).toEqual(coreTableShape);
   });
 });
 

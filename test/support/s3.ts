@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../../core/clients';
+import { seededBytes } from './bytes';
 import type { S3Target } from './global-setup';
 
 export function s3For(target: S3Target): S3Client {
@@ -25,13 +26,6 @@ export async function readObject(target: S3Target, bucket: string, key: string):
 
 /** Deterministic bytes so a mismatch is reproducible. */
 export function testBytes(size: number, seed = 1): Buffer {
-  const out = Buffer.allocUnsafe(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i += 1) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
+  const bytes = seededBytes(size, seed);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

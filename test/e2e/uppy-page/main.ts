@@ -1,5 +1,6 @@
 import AwsS3 from '@uppy/aws-s3';
 import Uppy from '@uppy/core';
+import { seededBytes } from '../../support/bytes';
 import type { FailedFile, UploadedFile, UploadReport, UploadSpec } from './protocol';
 
 /**
@@ -9,18 +10,6 @@ import type { FailedFile, UploadedFile, UploadReport, UploadSpec } from './proto
  */
 const MiB = 1024 * 1024;
 
-/** xorshift32, byte for byte the same as `testBytes` in test/support/s3.ts. */
-function seededBytes(size: number, seed: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i += 1) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
