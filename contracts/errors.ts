@@ -19,8 +19,6 @@ export const errorStatusByCode = {
   NoSuchBucket: 404,
   NoSuchTransfer: 404,
   NoSuchUpload: 404,
-  NoSuchKey: 404,
-  MethodNotAllowed: 405,
   BucketImmutable: 409,
   TransferNotActive: 409,
   PayloadTooLarge: 413,
