@@ -70,6 +70,31 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
   return parsed.data;
 }
 
+/** The environment that `configFromEnv` reads back into `config`: how a parent hands a child process its configuration. */
+export function configToEnv(config: Config): Record<string, string> {
+  const env: Record<string, string> = {
+    SLIPSTREAM_TABLE_NAME: config.tableName,
+    AWS_REGION: config.region,
+    SLIPSTREAM_BUCKETS: config.buckets === '*' ? '*' : config.buckets.join(','),
+    SLIPSTREAM_S3_FORCE_PATH_STYLE: String(config.s3ForcePathStyle),
+    SLIPSTREAM_ENGINE_HOST: config.engineHost,
+    SLIPSTREAM_ENGINE_PORT: String(config.enginePort),
+    SLIPSTREAM_ACCESS_KEY_TTL_SECONDS: String(config.accessKeyTtlSeconds),
+    SLIPSTREAM_TOKEN_TTL_SECONDS: String(config.tokenTtlSeconds),
+  };
+  if (config.s3Endpoint) env.SLIPSTREAM_S3_ENDPOINT = config.s3Endpoint;
+  if (config.s3PublicEndpoint) env.SLIPSTREAM_S3_PUBLIC_ENDPOINT = config.s3PublicEndpoint;
+  if (config.dynamoDbEndpoint) env.SLIPSTREAM_DYNAMODB_ENDPOINT = config.dynamoDbEndpoint;
+  if (config.publicUrl) env.SLIPSTREAM_PUBLIC_URL = config.publicUrl;
+  if (config.tokenKeys?.source === 'inline') env.SLIPSTREAM_TOKEN_KEYS = config.tokenKeys.json;
+  if (config.tokenKeys?.source === 'secrets-manager') env.SLIPSTREAM_TOKEN_SECRET_ARN = config.tokenKeys.secretArn;
+  if (config.credentials) {
+    env.SLIPSTREAM_S3_ACCESS_KEY_ID = config.credentials.accessKeyId;
+    env.SLIPSTREAM_S3_SECRET_ACCESS_KEY = config.credentials.secretAccessKey;
+  }
+  return env;
+}
+
 export function servesBucket(config: Pick<Config, 'buckets'>, bucket: string): boolean {
   return config.buckets === '*' || config.buckets.includes(bucket);
 }

@@ -11,7 +11,8 @@ const usage = `Usage: npm start -- [options]
   --port <n>              API port (SLIPSTREAM_PORT, default 8080)
   --s3-port <n>           s3rver port (SLIPSTREAM_S3_PORT, default 4568)
   --dynamodb-port <n>     dynalite port (SLIPSTREAM_DYNAMODB_PORT, default 4567)
-  --engine-port <n>       UDP engine port advertised to clients (SLIPSTREAM_ENGINE_PORT, default 33001)
+  --engine-port <n>       UDP engine port (SLIPSTREAM_ENGINE_PORT, default 33001)
+  --engine-health-port <n> engine health port (SLIPSTREAM_ENGINE_HEALTH_PORT, default 8081)
   --data-dir <dir>        where data is kept (SLIPSTREAM_DATA_DIR, default .slipstream)
   --bucket <name>         the default bucket (default local)
   --help                  this text`;
@@ -24,6 +25,7 @@ const optionsSchema = z.object({
   s3Port: port,
   dynamoDbPort: port,
   enginePort: port,
+  engineHealthPort: port,
   dataDir: z.string().min(1),
   bucket: z.string().min(3),
 });
@@ -37,6 +39,7 @@ function parseOptions() {
       's3-port': { type: 'string' },
       'dynamodb-port': { type: 'string' },
       'engine-port': { type: 'string' },
+      'engine-health-port': { type: 'string' },
       'data-dir': { type: 'string' },
       bucket: { type: 'string' },
       help: { type: 'boolean' },
@@ -55,6 +58,7 @@ function parseOptions() {
     s3Port: values['s3-port'] ?? env.SLIPSTREAM_S3_PORT ?? 4568,
     dynamoDbPort: values['dynamodb-port'] ?? env.SLIPSTREAM_DYNAMODB_PORT ?? 4567,
     enginePort: values['engine-port'] ?? env.SLIPSTREAM_ENGINE_PORT ?? 33_001,
+    engineHealthPort: values['engine-health-port'] ?? env.SLIPSTREAM_ENGINE_HEALTH_PORT ?? 8081,
     dataDir: values['data-dir'] ?? env.SLIPSTREAM_DATA_DIR ?? '.slipstream',
     bucket: values.bucket ?? 'local',
   });
@@ -74,6 +78,7 @@ async function main(): Promise<void> {
     s3Port: o.s3Port,
     dynamoDbPort: o.dynamoDbPort,
     enginePort: o.enginePort,
+    engineHealthPort: o.engineHealthPort,
     dataDir: o.dataDir,
     bucket: o.bucket,
   });
@@ -83,6 +88,7 @@ async function main(): Promise<void> {
   API          ${stack.apiUrl}          (listening on ${o.host}:${o.port})
   S3           ${stack.s3Endpoint}          (s3rver; access key S3RVER / secret S3RVER)
   DynamoDB     ${stack.dynamoDbEndpoint}          (dynalite; table slipstream)
+  Engine       udp://${publicHost}:${o.enginePort}          (health http://${o.host === '0.0.0.0' ? '127.0.0.1' : o.host}:${o.engineHealthPort}/health)
   Bucket       ${o.bucket}
   Admin key    ${stack.adminKeyCreated ? 'created and ' : ''}saved in ${stack.credentialsPath}
 

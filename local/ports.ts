@@ -1,3 +1,4 @@
+import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 
 export class PortInUseError extends Error {
@@ -18,6 +19,17 @@ export async function assertPortFree(host: string, port: number, what: string, h
       }
     });
     server.listen({ host, port, exclusive: true }, () => server.close(() => resolve()));
+  });
+}
+
+export async function assertUdpPortFree(host: string, port: number, what: string, hint: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      socket.close();
+      reject(error.code === 'EADDRINUSE' ? new PortInUseError(`${what}: UDP port ${port} on ${host} is already in use (is another Slipstream stack running?). ${hint}`) : error);
+    });
+    socket.bind({ address: host, port, exclusive: true }, () => socket.close(() => resolve()));
   });
 }
 

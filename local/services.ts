@@ -51,10 +51,10 @@ function stopChild(child: ChildProcess, timeoutMs = 5000): Promise<void> {
 async function startService(
   name: string,
   command: string[],
-  options: { host: string; port: number; logFile?: string; readyTimeoutMs?: number },
+  options: { host: string; port: number; logFile?: string; readyTimeoutMs?: number; env?: NodeJS.ProcessEnv },
 ): Promise<ManagedService> {
   const output = options.logFile ? openSync(options.logFile, 'a') : 'ignore';
-  const child = spawn(process.execPath, command, { stdio: ['ignore', output, output] });
+  const child = spawn(process.execPath, command, { stdio: ['ignore', output, output], ...(options.env ? { env: options.env } : {}) });
   const connectHost = options.host === '0.0.0.0' ? '127.0.0.1' : options.host;
   try {
     await waitForPort(connectHost, options.port, child, name, options.readyTimeoutMs ?? 15_000);
@@ -70,6 +70,30 @@ async function startService(
   };
 }
 
+function tsxLoaderUrl(): string {
+  return pathToFileURL(join(dirname(require.resolve('tsx/package.json')), 'dist/loader.mjs')).href;
+}
+
+/**
+ * The UDP engine (`engine-service/main.ts`) as its own process, so it can be killed and restarted on
+ * its own; ready when its health port answers. `env` carries its whole configuration.
+ */
+export function startEngine(options: { host: string; port: number; healthPort: number; env: NodeJS.ProcessEnv; logFile?: string }): Promise<ManagedService> {
+  const entry = fileURLToPath(new URL('../engine-service/main.ts', import.meta.url));
+  return startService('engine', ['--import', tsxLoaderUrl(), entry], {
+    host: options.host,
+    port: options.healthPort,
+    ...(options.logFile ? { logFile: options.logFile } : {}),
+    env: {
+      ...options.env,
+      SLIPSTREAM_ENGINE_LISTEN_HOST: options.host,
+      SLIPSTREAM_ENGINE_PORT: String(options.port),
+      SLIPSTREAM_HEALTH_LISTEN_HOST: options.host,
+      SLIPSTREAM_HEALTH_PORT: String(options.healthPort),
+    },
+  });
+}
+
 /**
  * s3rver: the S3 API over HTTP, objects on disk under `directory`, credentials S3RVER / S3RVER; run
  * through `s3rver-server.ts`, which adds ListParts and AbortMultipartUpload.
@@ -77,8 +101,7 @@ async function startService(
 export function startS3rver(options: { host: string; port: number; directory: string; logFile?: string }): Promise<ManagedService> {
   mkdirSync(options.directory, { recursive: true });
   const entry = fileURLToPath(new URL('./s3rver-server.ts', import.meta.url));
-  const tsxLoader = pathToFileURL(join(dirname(require.resolve('tsx/package.json')), 'dist/loader.mjs')).href;
-  return startService('s3rver', ['--import', tsxLoader, entry, '-d', options.directory, '-a', options.host, '-p', String(options.port)], options);
+  return startService('s3rver', ['--import', tsxLoaderUrl(), entry, '-d', options.directory, '-a', options.host, '-p', String(options.port)], options);
 }
 
 export const s3rverCredentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;

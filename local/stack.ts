@@ -3,14 +3,14 @@ import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { createS3Client } from '../core/clients';
-import type { Config } from '../core/config';
+import { configToEnv, type Config } from '../core/config';
 import { ensureStateTable } from '../core/state/table';
 import { createApp } from '../functions/app';
 import { createDeps } from '../functions/deps';
 import { allRoutes } from '../functions/routes';
 import { ensureAdminKey, ensureBucket, loadOrCreateKeyring, type CredentialsFile } from './bootstrap';
-import { assertPortFree } from './ports';
-import { s3rverCredentials, startDynalite, startS3rver, type ManagedService } from './services';
+import { assertPortFree, assertUdpPortFree } from './ports';
+import { s3rverCredentials, startDynalite, startEngine, startS3rver, type ManagedService } from './services';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 
 export interface LocalStackOptions {
@@ -22,6 +22,7 @@ export interface LocalStackOptions {
   s3Port: number;
   dynamoDbPort: number;
   enginePort: number;
+  engineHealthPort: number;
   dataDir: string;
   bucket: string;
   /** Extra browser origins allowed by the bucket's CORS, besides the API's own. */
@@ -47,6 +48,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   await assertPortFree(host, options.apiPort, 'API', portHint('--port', 'SLIPSTREAM_PORT'));
   await assertPortFree(host, options.s3Port, 'S3 (s3rver)', portHint('--s3-port', 'SLIPSTREAM_S3_PORT'));
   await assertPortFree(host, options.dynamoDbPort, 'DynamoDB (dynalite)', portHint('--dynamodb-port', 'SLIPSTREAM_DYNAMODB_PORT'));
+  await assertUdpPortFree(host, options.enginePort, 'engine (UDP)', portHint('--engine-port', 'SLIPSTREAM_ENGINE_PORT'));
+  await assertPortFree(host, options.engineHealthPort, 'engine health', portHint('--engine-health-port', 'SLIPSTREAM_ENGINE_HEALTH_PORT'));
 
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });
@@ -87,6 +90,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     );
     const consoleOrigins = [...new Set([apiUrl, `http://localhost:${options.apiPort}`, `http://127.0.0.1:${options.apiPort}`, ...(options.corsOrigins ?? [])])];
     await ensureBucket(createS3Client(config), options.bucket, consoleOrigins);
+
+    services.push(
+      await startEngine({
+        host,
+        port: options.enginePort,
+        healthPort: options.engineHealthPort,
+        env: { ...process.env, ...configToEnv(config) },
+        logFile: join(dataDir, 'engine.log'),
+      }),
+    );
 
     const deps = createDeps(config);
     const credentialsPath = join(dataDir, 'credentials.json');

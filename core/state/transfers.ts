@@ -162,6 +162,28 @@ export class TransferRepository {
     }
   }
 
+  /** QUEUED or PAUSED → RUNNING when a session starts; an ended transfer is left alone (returns false). */
+  async markRunning(id: string, now: Date): Promise<boolean> {
+    const values: Record<string, unknown> = { ':running': 'RUNNING', ':now': now.toISOString() };
+    activeStatuses.forEach((s, i) => (values[`:a${i}`] = s));
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: `TRANSFER#${id}`, sk: 'META' },
+          UpdateExpression: 'SET #status = :running, updatedAt = :now',
+          ConditionExpression: `attribute_exists(pk) AND #status IN (${activeStatuses.map((_, i) => `:a${i}`).join(', ')})`,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
   async recordUploadId(uploadId: string, transferId: string): Promise<void> {
     await this.db.send(
       new PutCommand({ TableName: this.tableName, Item: { pk: `UPLOAD#${uploadId}`, sk: 'UPLOAD', transferId } }),

@@ -166,6 +166,7 @@ describe.skipIf(!haveChromium)('Uppy @uppy/aws-s3 in Chromium against the Compan
       s3Port: await freePort(),
       dynamoDbPort: await freePort(),
       enginePort: await freePort(),
+      engineHealthPort: await freePort(),
       dataDir,
       bucket,
       corsOrigins: [pageOrigin],

@@ -13,13 +13,13 @@ import { readObject, testBytes } from '../support/s3';
  */
 const MiB = 1024 * 1024;
 const dataDir = mkdtempSync(join(tmpdir(), 'slipstream-stack-'));
-let ports: { api: number; s3: number; ddb: number };
+let ports: { api: number; s3: number; ddb: number; engine: number; health: number };
 let running: ChildProcessWithoutNullStreams | undefined;
 
 function startStack(extraArgs: string[] = [], env: Record<string, string> = {}) {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'local/main.ts', '--port', String(ports.api), '--s3-port', String(ports.s3), '--dynamodb-port', String(ports.ddb), '--data-dir', dataDir, ...extraArgs],
+    ['--import', 'tsx', 'local/main.ts', '--port', String(ports.api), '--s3-port', String(ports.s3), '--dynamodb-port', String(ports.ddb), '--engine-port', String(ports.engine), '--engine-health-port', String(ports.health), '--data-dir', dataDir, ...extraArgs],
     { env: { ...process.env, ...env }, stdio: 'pipe' },
   );
   let out = '';
@@ -61,7 +61,7 @@ const auth = () => ({ authorization: `Bearer ${credentials().apiKey}` });
 const data = testBytes(6 * MiB + 777, 11);
 
 beforeAll(async () => {
-  ports = { api: await freePort(), s3: await freePort(), ddb: await freePort() };
+  ports = { api: await freePort(), s3: await freePort(), ddb: await freePort(), engine: await freePort(), health: await freePort() };
 });
 
 afterAll(async () => {

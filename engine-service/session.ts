@@ -1,0 +1,367 @@
+import type { Socket } from 'node:dgram';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { objectKeyProblem } from '../contracts';
+import type { BucketGuard } from '../core/bucket-guard';
+import { ServiceError } from '../core/errors';
+import type { PartRepository } from '../core/state/parts';
+import { isActive, type TransferRepository } from '../core/state/transfers';
+import type { Ticket } from '../core/token';
+import { ConnectionDriver } from '../core/udp-driver';
+import { CloseCode, type Connection, type ConnectionEvent } from '../protocol/connection';
+import { decodeControl, encodeControl, maxFilesPerManifestMessage, type ControlMessage, type FileEntry } from '../protocol/transfer';
+import { DownloadSource } from './download-source';
+import { UploadSink } from './upload-sink';
+import type { Logger } from './log';
+
+export interface SessionDeps {
+  s3: S3Client;
+  parts: PartRepository;
+  transfers: TransferRepository;
+  guard: BucketGuard;
+  log: Logger;
+  /** Upload buffers per session (the receive window). */
+  maxBufferedBytes: number;
+}
+
+/** Files per transfer, at most: a bound on the manifest a client can make the engine hold. */
+const maxFilesPerTransfer = 100_000;
+const cancelPollMs = 3_000;
+/** Data handed to the connection per pump turn, at most. */
+const pumpBytes = 4 * 1024 * 1024;
+
+/**
+ * One transfer session on the engine: the connection's application. Uploads go into an UploadSink
+ * (multipart parts into S3, recorded in the state table); downloads come out of a DownloadSource.
+ */
+export class EngineSession {
+  readonly driver: ConnectionDriver;
+  private readonly files: FileEntry[] = [];
+  private manifestDone = false;
+  private sink: UploadSink | undefined;
+  private source: DownloadSource | undefined;
+  private sendPosition = 0;
+  private haveRanges: [number, number][] = [];
+  private readonly sumsSent = new Set<number>();
+  private readonly filesDone = new Set<number>();
+  private readonly fileErrors = new Set<number>();
+  private ready = false;
+  private ended = false;
+  private cancelTimer: NodeJS.Timeout | undefined;
+  private readonly startedAtMs = Date.now();
+
+  constructor(
+    readonly ticket: Ticket,
+    conn: Connection,
+    socket: Socket,
+    private readonly deps: SessionDeps,
+    private readonly onEnded: (session: EngineSession) => void,
+  ) {
+    this.driver = new ConnectionDriver(conn, socket, (event) => this.onEvent(event));
+    this.deps.log.info('session start', { transferId: ticket.transferId, direction: ticket.direction, remote: conn.remoteAddress });
+    void this.init();
+  }
+
+  private get conn(): Connection {
+    return this.driver.conn;
+  }
+
+  /** Checks that can only be made now, not when the token was minted: the bucket may have been locked since. */
+  private async init(): Promise<void> {
+    try {
+      await this.deps.guard.assertTransferable(this.ticket.bucket);
+      const transfer = await this.deps.transfers.get(this.ticket.transferId);
+      if (transfer && !isActive(transfer.status)) {
+        throw new ServiceError('TransferNotActive', `transfer ${this.ticket.transferId} has ended (${transfer.status})`);
+      }
+      await this.deps.transfers.markRunning(this.ticket.transferId, new Date());
+      this.ready = true;
+      this.cancelTimer = setInterval(() => void this.checkCanceled(), cancelPollMs);
+      this.cancelTimer.unref();
+      this.processQueued();
+    } catch (error) {
+      this.refuse(error);
+    }
+  }
+
+  private queued: ControlMessage[] = [];
+
+  private refuse(error: unknown): void {
+    const message = error instanceof ServiceError ? `${error.code}: ${error.message}` : `InternalError: ${String(error)}`;
+    this.deps.log.warn('session refused', { transferId: this.ticket.transferId, reason: message });
+    this.conn.close(CloseCode.refused, message);
+    this.driver.kick();
+  }
+
+  private async checkCanceled(): Promise<void> {
+    const transfer = await this.deps.transfers.get(this.ticket.transferId).catch(() => undefined);
+    if (transfer?.status === 'CANCELED' && !this.conn.isClosed) {
+      this.conn.close(CloseCode.canceled, 'the transfer was canceled');
+      this.driver.kick();
+    }
+  }
+
+  private send(message: ControlMessage): void {
+    this.conn.sendControl(encodeControl(message));
+    this.driver.kick();
+  }
+
+  private onEvent(event: ConnectionEvent): void {
+    switch (event.type) {
+      case 'data':
+        this.onData(event.offset, event.bytes);
+        break;
+      case 'control': {
+        const message = decodeControl(event.message);
+        if (!message) {
+          this.conn.close(CloseCode.protocolError, 'unreadable control message');
+          return;
+        }
+        if (this.ready) this.onControl(message);
+        else this.queued.push(message);
+        break;
+      }
+      case 'writable':
+        this.pump();
+        break;
+      case 'closed':
+        void this.end(event.code, event.reason, event.byPeer);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private processQueued(): void {
+    const queued = this.queued;
+    this.queued = [];
+    for (const message of queued) this.onControl(message);
+  }
+
+  private onControl(message: ControlMessage): void {
+    const upload = this.ticket.direction === 'send';
+    switch (message.t) {
+      case 'files':
+        if (!upload) return this.conn.close(CloseCode.protocolError, 'a download receives the manifest, it does not send one');
+        return this.onManifest(message.files, message.final);
+      case 'get':
+        if (upload) return this.conn.close(CloseCode.protocolError, 'get is for downloads');
+        return void this.onGet(message.paths, message.final);
+      case 'have':
+        if (upload) return this.conn.close(CloseCode.protocolError, 'have is sent by the receiver');
+        this.haveRanges = message.ranges;
+        this.source?.skip(message.ranges);
+        return this.pump();
+      case 'sum':
+        if (!upload) return;
+        return void this.commit(message.index, message.sha256);
+      case 'done':
+        this.filesDone.add(message.index);
+        return;
+      case 'file-error':
+        this.fileErrors.add(message.index);
+        this.deps.log.warn('client reports a file error', { transferId: this.ticket.transferId, ...message });
+        return;
+      case 'pause':
+        this.conn.pauseSending(true);
+        return;
+      case 'resume':
+        this.conn.pauseSending(false);
+        this.driver.kick();
+        return;
+    }
+  }
+
+  private checkPath(path: string): boolean {
+    const problem = objectKeyProblem(this.ticket.keyPrefix + path) ?? objectKeyProblem(path);
+    if (problem) {
+      this.conn.close(CloseCode.refused, `InvalidObjectKey: "${path.slice(0, 200)}" is not a usable key below ${this.ticket.keyPrefix || 'the bucket'}: it ${problem}`);
+      this.driver.kick();
+      return false;
+    }
+    return true;
+  }
+
+  private onManifest(files: readonly FileEntry[], final: boolean): void {
+    if (this.manifestDone) return this.conn.close(CloseCode.protocolError, 'manifest after the final batch');
+    if (this.files.length + files.length > maxFilesPerTransfer) {
+      return this.conn.close(CloseCode.refused, `a transfer holds at most ${maxFilesPerTransfer} files`);
+    }
+    for (const file of files) {
+      if (file.index !== this.files.length) return this.conn.close(CloseCode.protocolError, 'manifest out of order');
+      if (!this.checkPath(file.path)) return;
+      this.files.push(file);
+    }
+    this.sink ??= new UploadSink({
+      s3: this.deps.s3,
+      parts: this.deps.parts,
+      transfers: this.deps.transfers,
+      bucket: this.ticket.bucket,
+      keyPrefix: this.ticket.keyPrefix,
+      transferId: this.ticket.transferId,
+      maxBufferedBytes: this.deps.maxBufferedBytes,
+      onFileError: (index, error) => this.fileFailed(index, error),
+    });
+    this.sink.addFiles(files);
+    if (final) {
+      this.manifestDone = true;
+      void this.startUpload();
+    }
+  }
+
+  private async startUpload(): Promise<void> {
+    try {
+      const ranges = await this.sink!.resumeState();
+      this.send({ t: 'have', ranges });
+      this.grant();
+    } catch (error) {
+      this.refuse(error);
+    }
+  }
+
+  private grant(): void {
+    if (!this.sink || this.conn.isClosed) return;
+    this.conn.setMaxData(this.sink.receiveLimit());
+    this.driver.kick();
+  }
+
+  private onData(offset: number, bytes: Buffer): void {
+    if (!this.sink) return this.conn.close(CloseCode.protocolError, 'data before the manifest');
+    this.sink.write(offset, bytes);
+    this.grant();
+  }
+
+  private async commit(index: number, sha256: string): Promise<void> {
+    try {
+      await this.sink!.commitFile(index, sha256);
+      this.filesDone.add(index);
+      this.send({ t: 'done', index });
+      this.grant();
+    } catch (error) {
+      this.fileFailed(index, error);
+    }
+  }
+
+  private fileFailed(index: number, error: unknown): void {
+    if (this.fileErrors.has(index) || this.conn.isClosed) return;
+    this.fileErrors.add(index);
+    const err = error as { name?: string; message?: string };
+    const code = err.name === 'ChecksumMismatchError' ? 'ChecksumMismatch' : err.name === 'NoSuchPathError' ? 'NotFound' : 'StorageError';
+    this.deps.log.warn('file failed', { transferId: this.ticket.transferId, index, code, error: err.message });
+    this.send({ t: 'file-error', index, code, message: err.message ?? String(error) });
+  }
+
+  private async onGet(paths: readonly string[], final: boolean): Promise<void> {
+    if (!final) return this.conn.close(CloseCode.refused, 'send all download paths in one get message');
+    for (const path of paths) if (!this.checkPath(path.replace(/\/+$/, '') || 'x')) return;
+    try {
+      const resolved = await DownloadSource.resolve(this.deps.s3, this.ticket.bucket, this.ticket.keyPrefix, paths, { maxFiles: maxFilesPerTransfer });
+      for (let i = 0; i < resolved.length; i += maxFilesPerManifestMessage) {
+        const batch = resolved.slice(i, i + maxFilesPerManifestMessage).map(({ index, path, size }) => ({ index, path, size }));
+        this.send({ t: 'files', files: batch, final: i + maxFilesPerManifestMessage >= resolved.length });
+      }
+      this.files.push(...resolved.map(({ index, path, size }) => ({ index, path, size })));
+      this.source = new DownloadSource({
+        s3: this.deps.s3,
+        bucket: this.ticket.bucket,
+        files: resolved.map((f) => ({ index: f.index, key: f.key, size: f.size })),
+        onReadable: () => this.pump(),
+        onFileError: (index, error) => this.fileFailed(index, error),
+      });
+      if (this.haveRanges.length > 0) this.source.skip(this.haveRanges);
+    } catch (error) {
+      const message = (error as Error).message;
+      const code = (error as { name?: string }).name === 'NoSuchPathError' ? 'NotFound' : 'InternalError';
+      this.conn.close(CloseCode.refused, `${code}: ${message}`);
+      this.driver.kick();
+    }
+  }
+
+  /** Download: hands the connection as much as it takes, skipping what the client already holds. */
+  private pump(): void {
+    const source = this.source;
+    if (!source || this.conn.isClosed) return;
+    const total = source.layout.totalBytes;
+    let budget = pumpBytes;
+    while (this.sendPosition < total && budget > 0) {
+      const skipTo = this.haveRanges.find(([s, e]) => s <= this.sendPosition && this.sendPosition < e);
+      if (skipTo) {
+        this.sendPosition = skipTo[1];
+        continue;
+      }
+      const room = Math.min(this.conn.writableBytes(), budget);
+      if (room <= 0) break;
+      const bytes = source.read(this.sendPosition, room);
+      if (!bytes || bytes.length === 0) {
+        const index = source.layout.fileAt(this.sendPosition);
+        if (index !== undefined && source.fileError(index)) {
+          // A failed file's bytes never come: move past it.
+          this.sendPosition = source.layout.start(index) + source.layout.files[index]!.size;
+          continue;
+        }
+        break;
+      }
+      const taken = this.conn.write(this.sendPosition, bytes);
+      source.release(this.sendPosition, this.sendPosition + taken);
+      this.sendPosition += taken;
+      budget -= taken;
+      if (taken < bytes.length) break;
+    }
+    this.sendSums();
+    this.driver.kick();
+  }
+
+  private sendSums(): void {
+    const source = this.source!;
+    for (const file of this.files) {
+      if (this.sumsSent.has(file.index) || this.fileErrors.has(file.index)) continue;
+      const checksum = source.checksum(file.index);
+      if (!checksum) continue;
+      this.sumsSent.add(file.index);
+      this.send({ t: 'sum', index: file.index, sha256: checksum });
+    }
+  }
+
+  private async end(code: number, reason: string, byPeer: boolean): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.cancelTimer) clearInterval(this.cancelTimer);
+    const transferId = this.ticket.transferId;
+    const allDone = this.files.length > 0 ? this.files.every((f) => this.filesDone.has(f.index)) : this.manifestDone || this.source !== undefined;
+    try {
+      if (code === CloseCode.done && byPeer && allDone && this.fileErrors.size === 0) {
+        await this.sink?.flushProgress();
+        await this.deps.transfers.finish(transferId, 'COMPLETED', new Date(), { bytesTransferred: this.sink?.bytesTransferred ?? this.source?.layout.totalBytes ?? 0 });
+      } else if (code === CloseCode.canceled) {
+        await this.sink?.cancel();
+        await this.deps.transfers.finish(transferId, 'CANCELED', new Date());
+      } else if (code === CloseCode.done && byPeer && this.fileErrors.size > 0) {
+        await this.sink?.close();
+        await this.deps.transfers.finish(transferId, 'FAILED', new Date(), { error: { code: 'FilesFailed', message: `${this.fileErrors.size} file(s) failed` } });
+      } else {
+        // Lost, timed out or refused: durable parts stay for a resume; the record stays active.
+        await this.sink?.flushProgress().catch(() => undefined);
+        await this.sink?.close();
+      }
+    } catch (error) {
+      this.deps.log.error('session end', { transferId, error: String(error) });
+    }
+    this.source?.close();
+    this.deps.log.info('session end', {
+      transferId,
+      code,
+      reason,
+      byPeer,
+      durationMs: Date.now() - this.startedAtMs,
+      ...this.conn.stats(),
+    });
+    this.onEnded(this);
+  }
+
+  /** Engine shutdown: stop taking data; a client resumes on another engine from the recorded parts. */
+  shutdown(): void {
+    if (!this.conn.isClosed) {
+      this.conn.close(CloseCode.shuttingDown, 'the engine is shutting down; retry to resume on another engine');
+      this.driver.kick();
+    }
+  }
+}

@@ -1,0 +1,1035 @@
+import { deriveSessionKeys, nonceBytes, packetsPerKey, tagBytes, type PacketKey } from './keys';
+import {
+  FrameWriter,
+  PacketType,
+  connectionIdBytes,
+  encodeClientHello,
+  keyPhaseBit,
+  maxAckRanges,
+  parseFrames,
+  protocolVersion,
+  serverHelloHeaderBytes,
+  shortHeaderBytes,
+  type ClientHello,
+  type FrameVisitor,
+} from './packet';
+import { Pacer, RateController, kbpsToBps, type RatePolicy } from './rate';
+import { RangeSet } from './ranges';
+
+export interface ConnectionConfig {
+  /** UDP payload size; 1400 fits any ordinary path. */
+  maxDatagramBytes: number;
+  idleTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  ratePolicy: RatePolicy;
+  maxRateKbps: number;
+  minRateKbps: number;
+  initialRateKbps: number;
+  /** Sender: data written but not yet acknowledged, at most. */
+  sendBufferBytes: number;
+  /** Receiver: longest an ACK may wait. */
+  maxAckDelayMs: number;
+}
+
+export const defaultConnectionConfig: ConnectionConfig = {
+  maxDatagramBytes: 1400,
+  idleTimeoutMs: 30_000,
+  handshakeTimeoutMs: 10_000,
+  ratePolicy: 'fair',
+  maxRateKbps: 1_000_000,
+  minRateKbps: 0,
+  initialRateKbps: 10_000,
+  sendBufferBytes: 64 * 1024 * 1024,
+  maxAckDelayMs: 5,
+};
+
+export const CloseCode = {
+  done: 0,
+  canceled: 1,
+  protocolError: 2,
+  flowControlError: 3,
+  idleTimeout: 4,
+  handshakeTimeout: 5,
+  refused: 6,
+  internalError: 7,
+  shuttingDown: 8,
+} as const;
+
+export interface Transmit {
+  remote: string;
+  bytes: Buffer;
+}
+
+export type ConnectionEvent =
+  | { type: 'connected' }
+  /** New data bytes at a stream offset; every byte is delivered exactly once, in any order. */
+  | { type: 'data'; offset: number; bytes: Buffer }
+  /** A whole control message, in order. */
+  | { type: 'control'; message: Buffer }
+  /** Room in the send buffer again. */
+  | { type: 'writable' }
+  /** The peer now talks from another address (NAT rebinding); replies follow it. */
+  | { type: 'migrated'; remote: string }
+  | { type: 'closed'; code: number; reason: string; byPeer: boolean };
+
+export interface ConnectionStats {
+  packetsSent: number;
+  packetsReceived: number;
+  packetsLost: number;
+  bytesSent: number;
+  bytesReceived: number;
+  dataBytesSent: number;
+  dataBytesRetransmitted: number;
+  dataBytesDelivered: number;
+  /** Sender: data bytes the peer acknowledged (each once). */
+  dataBytesAcked: number;
+  droppedForged: number;
+  droppedReplayed: number;
+  droppedMalformed: number;
+  srttMs: number;
+  minRttMs: number;
+  rateKbps: number;
+  bytesInFlight: number;
+}
+
+interface SentPacket {
+  timeSentMs: number;
+  sizeBytes: number;
+  ackEliciting: boolean;
+  /** Flat [start, end) pairs of data and control the packet carried, for retransmission. */
+  data: number[] | undefined;
+  control: number[] | undefined;
+  maxData: boolean;
+  state: 'inflight' | 'acked' | 'lost';
+}
+
+const packetThreshold = 3;
+const timeThreshold = 9 / 8;
+const initialRttMs = 100;
+const maxPtoMs = 2_000;
+const ackEveryPackets = 16;
+const maxTrackedPnRanges = 256;
+/** Out-of-order control bytes held for reassembly, at most. */
+const controlWindowBytes = 1024 * 1024;
+const maxControlMessageBytes = 256 * 1024;
+const helloRetryMs = 500;
+const amplificationFactor = 3;
+
+type State = 'handshake' | 'connected' | 'closing' | 'closed';
+
+interface Side {
+  role: 'client' | 'server';
+  localConnectionId: Buffer;
+  peerConnectionId: Buffer;
+  secret: Uint8Array;
+  config: ConnectionConfig;
+}
+
+/**
+ * One Slipstream session, sans-IO: no socket, clock or randomness inside. Drive it with
+ * `handleDatagram`/`handleTimeout`, then drain `pollTransmit`, `pollEvent` and arm a timer at `pollTimeout`.
+ */
+export class Connection implements FrameVisitor {
+  readonly role: 'client' | 'server';
+  readonly localConnectionId: Buffer;
+  private peerConnectionId: Buffer;
+  private readonly config: ConnectionConfig;
+  private state: State;
+  private remote: string;
+  private nowMs = 0;
+
+  private sendKey: PacketKey | undefined;
+  private receiveKey: PacketKey | undefined;
+  private receiveNextKey: PacketKey | undefined;
+  private sendKeyPhase = 0;
+  private receiveKeyPhase = 0;
+  private packetsWithSendKey = 0;
+
+  private readonly events: ConnectionEvent[] = [];
+  private readonly stats_: ConnectionStats = {
+    packetsSent: 0, packetsReceived: 0, packetsLost: 0, bytesSent: 0, bytesReceived: 0, dataBytesSent: 0,
+    dataBytesRetransmitted: 0, dataBytesDelivered: 0, dataBytesAcked: 0, droppedForged: 0, droppedReplayed: 0, droppedMalformed: 0,
+    srttMs: 0, minRttMs: 0, rateKbps: 0, bytesInFlight: 0,
+  };
+
+  // Handshake
+  private clientHello: Buffer | undefined;
+  private serverHello: Buffer | undefined;
+  private helloDueMs = 0;
+  private helloAttempts = 0;
+  private handshakeDeadlineMs = 0;
+  private addressValidated: boolean;
+  private bytesReceivedUnvalidated = 0;
+  private bytesSentUnvalidated = 0;
+
+  // Packet numbers and recovery
+  private nextPacketNumber = 0;
+  private readonly sent: (SentPacket | undefined)[] = [];
+  private sentBase = 0;
+  private largestAcked = -1;
+  private suspects: number[] = [];
+  private lossTimeMs: number | undefined;
+  private lastAckElicitingSentMs = 0;
+  private ptoCount = 0;
+  private bytesInFlight = 0;
+  private srttMs = 0;
+  private rttVarMs = initialRttMs / 2;
+  private minRttMs = Infinity;
+  private readonly rate: RateController;
+  private readonly pacer: Pacer;
+  private probesDue = 0;
+
+  // ACKs to send
+  private readonly receivedPns = new RangeSet();
+  private largestReceivedPn = -1;
+  private largestReceivedAtMs = 0;
+  private ackElicitingSinceAck = 0;
+  private ackDueMs: number | undefined;
+
+  // Data stream, sending side
+  private readonly sendChunks: { offset: number; bytes: Uint8Array }[] = [];
+  private readonly unsent = new RangeSet();
+  private readonly retransmit = new RangeSet();
+  private readonly acked = new RangeSet();
+  private writtenEnd = 0;
+  private bufferedBytes = 0;
+  private peerMaxData: number;
+  private sendingPaused = false;
+  private wasBlockedOnBuffer = false;
+
+  // Data stream, receiving side
+  private readonly received = new RangeSet();
+  private localMaxData: number;
+  private maxDataDue = false;
+
+  // Control stream
+  private controlOut: Buffer = Buffer.alloc(0);
+  private readonly controlUnsent = new RangeSet();
+  private readonly controlRetransmit = new RangeSet();
+  private readonly controlAcked = new RangeSet();
+  private readonly controlSegments = new Map<number, Buffer>();
+  private controlReadOffset = 0;
+  private controlPending: Buffer = Buffer.alloc(0);
+
+  // Liveness and closing
+  private lastReceiveMs = 0;
+  private lastSendMs = 0;
+  private pingDue = false;
+  private closeCode = 0;
+  private closeReason = '';
+  private closeDeadlineMs = 0;
+  private closeFrameDue = false;
+
+  // Per-packet scratch
+  private readonly plain: Buffer;
+  private readonly writer: FrameWriter;
+  private packetAckEliciting = false;
+
+  private constructor(now: number, remote: string, side: Side) {
+    this.role = side.role;
+    this.localConnectionId = side.localConnectionId;
+    this.peerConnectionId = side.peerConnectionId;
+    this.config = side.config;
+    this.remote = remote;
+    this.nowMs = now;
+    this.lastReceiveMs = now;
+    this.lastSendMs = now;
+    this.state = side.role === 'client' ? 'handshake' : 'connected';
+    this.addressValidated = side.role === 'client';
+    // No data before the receiver's first MAX_DATA: it decides what it can hold (e.g. after resume).
+    this.peerMaxData = 0;
+    this.localMaxData = 0;
+    this.rate = new RateController(
+      side.config.ratePolicy,
+      { minBps: kbpsToBps(side.config.minRateKbps), maxBps: kbpsToBps(side.config.maxRateKbps) },
+      kbpsToBps(side.config.initialRateKbps),
+    );
+    this.pacer = new Pacer(side.config.maxDatagramBytes);
+    this.plain = Buffer.alloc(side.config.maxDatagramBytes - shortHeaderBytes - tagBytes);
+    this.writer = new FrameWriter(this.plain);
+  }
+
+  /** A client session: it sends the ClientHello with the token until the server answers. */
+  static connect(
+    now: number,
+    remote: string,
+    options: { token: string; secret: Uint8Array; connectionId: Buffer; nonce: Buffer; config?: Partial<ConnectionConfig> },
+  ): Connection {
+    const config = { ...defaultConnectionConfig, ...options.config };
+    const conn = new Connection(now, remote, {
+      role: 'client',
+      localConnectionId: options.connectionId,
+      peerConnectionId: Buffer.alloc(connectionIdBytes),
+      secret: options.secret,
+      config,
+    });
+    conn.clientNonce = options.nonce;
+    conn.secret = options.secret;
+    conn.clientHello = encodeClientHello({ version: protocolVersion, clientConnectionId: options.connectionId, clientNonce: options.nonce, token: options.token });
+    conn.helloDueMs = now;
+    conn.handshakeDeadlineMs = now + config.handshakeTimeoutMs;
+    return conn;
+  }
+
+  /**
+   * A server session for a ClientHello whose token the caller has opened (it yields `secret`). Keys are
+   * ready at once; until the client proves it holds them, this side sends at most 3× what it received.
+   */
+  static accept(
+    now: number,
+    remote: string,
+    hello: ClientHello,
+    helloBytes: number,
+    options: { secret: Uint8Array; connectionId: Buffer; nonce: Buffer; config?: Partial<ConnectionConfig> },
+  ): Connection {
+    const config = { ...defaultConnectionConfig, ...options.config };
+    const conn = new Connection(now, remote, {
+      role: 'server',
+      localConnectionId: options.connectionId,
+      peerConnectionId: hello.clientConnectionId,
+      secret: options.secret,
+      config,
+    });
+    const keys = deriveSessionKeys(options.secret, hello.clientNonce, options.nonce);
+    conn.sendKey = keys.serverToClient;
+    conn.receiveKey = keys.clientToServer;
+    conn.receiveNextKey = keys.clientToServer.next();
+    conn.bytesReceivedUnvalidated = helloBytes;
+    conn.serverHello = conn.buildServerHello(options.nonce);
+    conn.events.push({ type: 'connected' });
+    return conn;
+  }
+
+  private clientNonce: Buffer | undefined;
+  private secret: Uint8Array | undefined;
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  get isConnected(): boolean {
+    return this.state === 'connected';
+  }
+
+  get remoteAddress(): string {
+    return this.remote;
+  }
+
+  stats(): ConnectionStats {
+    this.stats_.srttMs = this.srttMs;
+    this.stats_.minRttMs = Number.isFinite(this.minRttMs) ? this.minRttMs : 0;
+    this.stats_.rateKbps = Math.round((this.rate.rateBps * 8) / 1000);
+    this.stats_.bytesInFlight = this.bytesInFlight;
+    return { ...this.stats_ };
+  }
+
+  // ── Commands ────────────────────────────────────────────────────────────────────────────────────
+
+  /** Bytes `write` would accept now; when none, a `writable` event follows once acknowledgements free room. */
+  writableBytes(): number {
+    const room = Math.max(0, this.config.sendBufferBytes - this.bufferedBytes);
+    if (room === 0) this.wasBlockedOnBuffer = true;
+    return room;
+  }
+
+  /**
+   * Queues data at a stream offset at or after everything written before (a gap is data the peer already
+   * holds, e.g. on resume). Returns how many bytes were taken; the rest waits for a `writable` event.
+   */
+  write(offset: number, bytes: Uint8Array): number {
+    if (offset < this.writtenEnd) throw new Error(`write at ${offset} is behind the written end ${this.writtenEnd}`);
+    const take = Math.min(bytes.length, this.writableBytes());
+    if (take < bytes.length) this.wasBlockedOnBuffer = true;
+    if (take === 0) return 0;
+    const chunk = take === bytes.length ? bytes : bytes.subarray(0, take);
+    this.sendChunks.push({ offset, bytes: chunk });
+    this.unsent.add(offset, offset + take);
+    this.writtenEnd = offset + take;
+    this.bufferedBytes += take;
+    return take;
+  }
+
+  /** Queues one control message (reliable, ordered). */
+  sendControl(message: Uint8Array): void {
+    if (message.length > maxControlMessageBytes) throw new Error('control message too large');
+    const framed = Buffer.allocUnsafe(4 + message.length);
+    framed.writeUInt32BE(message.length, 0);
+    framed.set(message, 4);
+    const start = this.controlOut.length;
+    this.controlOut = Buffer.concat([this.controlOut, framed]);
+    this.controlUnsent.add(start, this.controlOut.length);
+  }
+
+  /** Receiver: the peer may send data up to this stream offset (never lowered). */
+  setMaxData(offset: number): void {
+    if (offset > this.localMaxData) {
+      this.localMaxData = offset;
+      this.maxDataDue = true;
+    }
+  }
+
+  /** Stops or restarts sending data (control, ACKs and keepalives go on). */
+  pauseSending(paused: boolean): void {
+    this.sendingPaused = paused;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.closeCode = code;
+    this.closeReason = reason;
+    if (this.state === 'handshake') {
+      this.finishClose(false);
+      return;
+    }
+    this.state = 'closing';
+    this.closeFrameDue = true;
+    this.closeDeadlineMs = this.nowMs + 3 * this.ptoMs();
+  }
+
+  // ── Input ───────────────────────────────────────────────────────────────────────────────────────
+
+  handleDatagram(now: number, remote: string, bytes: Buffer): void {
+    this.nowMs = Math.max(this.nowMs, now);
+    if (this.state === 'closed') return;
+    this.stats_.bytesReceived += bytes.length;
+    if (!this.addressValidated) this.bytesReceivedUnvalidated += bytes.length;
+    const type = bytes[0];
+    if (type === PacketType.clientHello) {
+      // The client did not get our ServerHello: send it again (it is smaller than this hello).
+      if (this.role === 'server' && !this.addressValidated && this.serverHello) this.helloDueMs = now;
+      return;
+    }
+    if (type === PacketType.serverHello) {
+      if (this.role === 'client' && this.state === 'handshake') this.handleServerHello(bytes);
+      return;
+    }
+    if (type === undefined || (type & 0xf0) !== PacketType.short || bytes.length < shortHeaderBytes + tagBytes) {
+      this.stats_.droppedMalformed += 1;
+      return;
+    }
+    this.handleShortPacket(now, remote, bytes);
+  }
+
+  private buildServerHello(serverNonce: Buffer): Buffer {
+    const header = Buffer.alloc(serverHelloHeaderBytes);
+    let at = 0;
+    header[at++] = PacketType.serverHello;
+    header[at++] = protocolVersion;
+    at += this.peerConnectionId.copy(header, at);
+    at += this.localConnectionId.copy(header, at);
+    at += serverNonce.copy(header, at);
+    const pn = this.nextPacketNumber++;
+    header.writeUInt16BE(0, at);
+    header.writeUIntBE(pn, at + 2, 6);
+    const w = new FrameWriter(Buffer.alloc(16));
+    w.params(this.config.maxDatagramBytes, this.config.idleTimeoutMs);
+    const out = Buffer.alloc(header.length + w.at + tagBytes);
+    header.copy(out);
+    this.sendKey!.seal(pn, header, w.buf.subarray(0, w.at), out, header.length);
+    this.sent.push(undefined);
+    return out;
+  }
+
+  private handleServerHello(b: Buffer): void {
+    if (b.length < serverHelloHeaderBytes + tagBytes || b[1] !== protocolVersion) {
+      this.stats_.droppedMalformed += 1;
+      return;
+    }
+    let at = 2;
+    const dcid = b.subarray(at, (at += connectionIdBytes));
+    if (!dcid.equals(this.localConnectionId)) {
+      this.stats_.droppedMalformed += 1;
+      return;
+    }
+    const serverCid = Buffer.from(b.subarray(at, (at += connectionIdBytes)));
+    const serverNonce = b.subarray(at, (at += nonceBytes));
+    const pn = b.readUIntBE(at + 2, 6);
+    const header = b.subarray(0, serverHelloHeaderBytes);
+    const keys = deriveSessionKeys(this.secret!, this.clientNonce!, serverNonce);
+    const plain = keys.serverToClient.open(pn, header, b.subarray(serverHelloHeaderBytes));
+    if (!plain) {
+      this.stats_.droppedForged += 1;
+      return;
+    }
+    this.sendKey = keys.clientToServer;
+    this.receiveKey = keys.serverToClient;
+    this.receiveNextKey = keys.serverToClient.next();
+    this.peerConnectionId = serverCid;
+    this.state = 'connected';
+    this.clientHello = undefined;
+    this.lastReceiveMs = this.nowMs;
+    this.recordReceivedPacket(pn, true);
+    this.events.push({ type: 'connected' });
+    this.packetAckEliciting = false;
+    if (!parseFrames(plain, this)) this.protocolError('malformed ServerHello');
+    // Answer at once: the ACK proves to the server that we hold the keys.
+    this.ackDueMs = this.nowMs;
+  }
+
+  private handleShortPacket(now: number, remote: string, b: Buffer): void {
+    if (!this.receiveKey || this.state === 'handshake') {
+      this.stats_.droppedForged += 1;
+      return;
+    }
+    if (!b.subarray(1, 1 + connectionIdBytes).equals(this.localConnectionId) || b.readUInt16BE(9) !== 0) {
+      this.stats_.droppedMalformed += 1;
+      return;
+    }
+    const pn = b.readUIntBE(11, 6);
+    const floor = this.receivedPns.min ?? 0;
+    if (this.receivedPns.has(pn) || (this.receivedPns.count >= maxTrackedPnRanges && pn < floor)) {
+      this.stats_.droppedReplayed += 1;
+      return;
+    }
+    const header = b.subarray(0, shortHeaderBytes);
+    const phase = (b[0]! & keyPhaseBit) !== 0 ? 1 : 0;
+    let plain: Buffer | undefined;
+    if (phase === this.receiveKeyPhase) {
+      plain = this.receiveKey.open(pn, header, b.subarray(shortHeaderBytes));
+    } else if (pn > this.largestReceivedPn) {
+      plain = this.receiveNextKey!.open(pn, header, b.subarray(shortHeaderBytes));
+      if (plain) {
+        this.receiveKey = this.receiveNextKey!;
+        this.receiveNextKey = this.receiveKey.next();
+        this.receiveKeyPhase = phase;
+      }
+    }
+    if (!plain) {
+      this.stats_.droppedForged += 1;
+      return;
+    }
+    this.stats_.packetsReceived += 1;
+    this.lastReceiveMs = now;
+    if (!this.addressValidated) this.addressValidated = true;
+    if (remote !== this.remote && pn > this.largestReceivedPn) {
+      this.remote = remote;
+      this.events.push({ type: 'migrated', remote });
+    }
+    this.packetAckEliciting = false;
+    if (!parseFrames(plain, this)) {
+      this.protocolError('malformed frame');
+      return;
+    }
+    this.recordReceivedPacket(pn, this.packetAckEliciting);
+  }
+
+  private recordReceivedPacket(pn: number, ackEliciting: boolean): void {
+    const outOfOrder = pn < this.largestReceivedPn;
+    this.receivedPns.add(pn, pn + 1);
+    this.receivedPns.trimTo(maxTrackedPnRanges);
+    if (pn > this.largestReceivedPn) {
+      this.largestReceivedPn = pn;
+      this.largestReceivedAtMs = this.nowMs;
+    }
+    if (!ackEliciting) return;
+    this.ackElicitingSinceAck += 1;
+    if (this.ackElicitingSinceAck >= ackEveryPackets || outOfOrder) this.ackDueMs = this.nowMs;
+    else this.ackDueMs ??= this.nowMs + this.config.maxAckDelayMs;
+  }
+
+  private protocolError(reason: string): void {
+    this.stats_.droppedMalformed += 1;
+    this.close(CloseCode.protocolError, reason);
+  }
+
+  // ── Frames (FrameVisitor) ───────────────────────────────────────────────────────────────────────
+
+  ping(): void {
+    this.packetAckEliciting = true;
+  }
+
+  params(): void {
+    this.packetAckEliciting = true;
+  }
+
+  maxData(offset: number): void {
+    this.packetAckEliciting = true;
+    if (offset > this.peerMaxData) this.peerMaxData = offset;
+  }
+
+  closeFrame(code: number, reason: string): void {
+    this.closeCode = code;
+    this.closeReason = reason;
+    this.finishClose(true);
+  }
+
+  data(offset: number, bytes: Buffer): void {
+    this.packetAckEliciting = true;
+    const end = offset + bytes.length;
+    if (end > this.localMaxData) {
+      this.close(CloseCode.flowControlError, `data beyond the flow-control limit (${end} > ${this.localMaxData})`);
+      return;
+    }
+    if (this.received.covers(offset, end)) return;
+    // Deliver only what was not delivered before (a retransmission may overlap an earlier copy).
+    for (const [start, stop] of this.received.gaps(offset, end)) {
+      this.stats_.dataBytesDelivered += stop - start;
+      this.events.push({ type: 'data', offset: start, bytes: bytes.subarray(start - offset, stop - offset) });
+    }
+    this.received.add(offset, end);
+  }
+
+  control(offset: number, bytes: Buffer): void {
+    this.packetAckEliciting = true;
+    const end = offset + bytes.length;
+    if (end <= this.controlReadOffset) return;
+    if (end > this.controlReadOffset + controlWindowBytes) return;
+    this.controlSegments.set(offset, bytes);
+    // Deliver every segment that now continues the ordered stream.
+    for (;;) {
+      let progressed = false;
+      for (const [segOffset, seg] of this.controlSegments) {
+        const segEnd = segOffset + seg.length;
+        if (segEnd <= this.controlReadOffset) {
+          this.controlSegments.delete(segOffset);
+          continue;
+        }
+        if (segOffset <= this.controlReadOffset) {
+          const fresh = seg.subarray(this.controlReadOffset - segOffset);
+          this.controlPending = this.controlPending.length === 0 ? Buffer.from(fresh) : Buffer.concat([this.controlPending, fresh]);
+          this.controlReadOffset = segEnd;
+          this.controlSegments.delete(segOffset);
+          progressed = true;
+        }
+      }
+      if (!progressed) break;
+    }
+    while (this.controlPending.length >= 4) {
+      const length = this.controlPending.readUInt32BE(0);
+      if (length > maxControlMessageBytes) {
+        this.protocolError('control message too large');
+        return;
+      }
+      if (this.controlPending.length < 4 + length) break;
+      this.events.push({ type: 'control', message: this.controlPending.subarray(4, 4 + length) });
+      this.controlPending = this.controlPending.subarray(4 + length);
+    }
+  }
+
+  ack(ackDelayUs: number, ranges: [number, number][]): void {
+    const now = this.nowMs;
+    const largest = ranges[0]![1] - 1;
+    if (largest >= this.nextPacketNumber) {
+      this.protocolError('ACK of a packet never sent');
+      return;
+    }
+    let newlyAckedBytes = 0;
+    let largestNewlyAcked: SentPacket | undefined;
+    let largestNewlyAckedPn = -1;
+    let ackElicitingAcked = false;
+    for (const [start, end] of ranges) {
+      for (let pn = Math.max(start, this.sentBase); pn < end; pn += 1) {
+        const packet = this.sent[pn - this.sentBase];
+        if (!packet || packet.state === 'acked') continue;
+        if (packet.state === 'inflight' && packet.ackEliciting) this.bytesInFlight -= packet.sizeBytes;
+        packet.state = 'acked';
+        newlyAckedBytes += packet.sizeBytes;
+        if (packet.ackEliciting) ackElicitingAcked = true;
+        this.onPacketAcked(packet);
+        if (pn > largestNewlyAckedPn) {
+          largestNewlyAckedPn = pn;
+          largestNewlyAcked = packet;
+        }
+        this.sent[pn - this.sentBase] = undefined;
+      }
+    }
+    if (!largestNewlyAcked) return;
+    if (largestNewlyAckedPn > this.largestAcked) {
+      // Packets the ACK has now passed without acknowledging may be lost: watch them.
+      for (let pn = Math.max(this.largestAcked + 1, this.sentBase); pn < largestNewlyAckedPn; pn += 1) {
+        const packet = this.sent[pn - this.sentBase];
+        if (packet && packet.state === 'inflight') this.suspects.push(pn);
+      }
+      this.largestAcked = largestNewlyAckedPn;
+      if (ackElicitingAcked) {
+        const sample = now - largestNewlyAcked.timeSentMs;
+        this.updateRtt(sample, ackDelayUs / 1000);
+        this.rate.onAck(now, sample, newlyAckedBytes);
+      }
+    } else {
+      this.rate.onAck(now, this.srttMs || initialRttMs, newlyAckedBytes);
+    }
+    this.ptoCount = 0;
+    this.detectLoss(now);
+    this.compactSent();
+    this.freeAckedChunks();
+  }
+
+  private updateRtt(sampleMs: number, ackDelayMs: number): void {
+    this.minRttMs = Math.min(this.minRttMs, sampleMs);
+    const adjusted = sampleMs - ackDelayMs >= this.minRttMs ? sampleMs - Math.min(ackDelayMs, this.config.maxAckDelayMs) : sampleMs;
+    if (this.srttMs === 0) {
+      this.srttMs = adjusted;
+      this.rttVarMs = adjusted / 2;
+    } else {
+      this.rttVarMs = 0.75 * this.rttVarMs + 0.25 * Math.abs(this.srttMs - adjusted);
+      this.srttMs = 0.875 * this.srttMs + 0.125 * adjusted;
+    }
+  }
+
+  private onPacketAcked(packet: SentPacket): void {
+    const d = packet.data;
+    if (d) for (let i = 0; i < d.length; i += 2) this.stats_.dataBytesAcked += this.acked.add(d[i]!, d[i + 1]!);
+    const c = packet.control;
+    if (c) for (let i = 0; i < c.length; i += 2) this.controlAcked.add(c[i]!, c[i + 1]!);
+  }
+
+  private onPacketLost(packet: SentPacket): void {
+    this.stats_.packetsLost += 1;
+    if (packet.state === 'inflight' && packet.ackEliciting) this.bytesInFlight -= packet.sizeBytes;
+    packet.state = 'lost';
+    const d = packet.data;
+    if (d) for (let i = 0; i < d.length; i += 2) this.retransmit.add(d[i]!, d[i + 1]!);
+    const c = packet.control;
+    if (c) for (let i = 0; i < c.length; i += 2) this.controlRetransmit.add(c[i]!, c[i + 1]!);
+    if (packet.maxData) this.maxDataDue = true;
+  }
+
+  private lossDelayMs(): number {
+    return Math.max(timeThreshold * Math.max(this.srttMs || initialRttMs, this.latestRtt()), 1);
+  }
+
+  private latestRtt(): number {
+    return this.srttMs || initialRttMs;
+  }
+
+  private detectLoss(now: number): void {
+    const lossDelay = this.lossDelayMs();
+    this.lossTimeMs = undefined;
+    const keep: number[] = [];
+    for (const pn of this.suspects) {
+      const packet = pn >= this.sentBase ? this.sent[pn - this.sentBase] : undefined;
+      if (!packet || packet.state !== 'inflight') continue;
+      if (this.largestAcked - pn >= packetThreshold || packet.timeSentMs <= now - lossDelay) {
+        this.onPacketLost(packet);
+        this.sent[pn - this.sentBase] = undefined;
+      } else {
+        keep.push(pn);
+        const when = packet.timeSentMs + lossDelay;
+        this.lossTimeMs = this.lossTimeMs === undefined ? when : Math.min(this.lossTimeMs, when);
+      }
+    }
+    this.suspects = keep;
+  }
+
+  private compactSent(): void {
+    let drop = 0;
+    while (drop < this.sent.length && this.sent[drop] === undefined) drop += 1;
+    if (drop > 1024 || drop === this.sent.length) {
+      this.sent.splice(0, drop);
+      this.sentBase += drop;
+    }
+  }
+
+  /** Frees send-buffer chunks whose bytes are all acknowledged. */
+  private freeAckedChunks(): void {
+    let freed = 0;
+    while (this.sendChunks.length > 0) {
+      const chunk = this.sendChunks[0]!;
+      if (!this.acked.covers(chunk.offset, chunk.offset + chunk.bytes.length)) break;
+      this.sendChunks.shift();
+      freed += chunk.bytes.length;
+    }
+    if (freed > 0) {
+      this.bufferedBytes -= freed;
+      // Acked ranges below the oldest live chunk are no longer needed.
+      const floor = this.sendChunks[0]?.offset ?? this.writtenEnd;
+      this.acked.remove(0, floor);
+      this.acked.add(0, floor);
+      if (this.wasBlockedOnBuffer) {
+        this.wasBlockedOnBuffer = false;
+        this.events.push({ type: 'writable' });
+      }
+    }
+  }
+
+  // ── Timers ──────────────────────────────────────────────────────────────────────────────────────
+
+  private ptoMs(): number {
+    const srtt = this.srttMs || initialRttMs;
+    return srtt + Math.max(4 * this.rttVarMs, 1) + this.config.maxAckDelayMs;
+  }
+
+  private ptoDeadline(): number | undefined {
+    if (this.bytesInFlight <= 0 || this.state !== 'connected') return undefined;
+    return this.lastAckElicitingSentMs + Math.min(this.ptoMs() * 2 ** this.ptoCount, maxPtoMs);
+  }
+
+  handleTimeout(now: number): void {
+    this.nowMs = Math.max(this.nowMs, now);
+    if (this.state === 'closed') return;
+    if (this.state === 'closing') {
+      if (now >= this.closeDeadlineMs) this.finishClose(false);
+      return;
+    }
+    if (this.state === 'handshake') {
+      if (now >= this.handshakeDeadlineMs) {
+        this.closeCode = CloseCode.handshakeTimeout;
+        this.closeReason = `no answer to the handshake within ${this.config.handshakeTimeoutMs} ms`;
+        this.finishClose(false);
+      }
+      return;
+    }
+    if (now - this.lastReceiveMs >= this.config.idleTimeoutMs) {
+      this.closeCode = CloseCode.idleTimeout;
+      this.closeReason = `nothing heard from the peer for ${this.config.idleTimeoutMs} ms`;
+      this.finishClose(false);
+      return;
+    }
+    if (this.lossTimeMs !== undefined && now >= this.lossTimeMs) this.detectLoss(now);
+    const pto = this.ptoDeadline();
+    if (pto !== undefined && now >= pto) {
+      this.ptoCount += 1;
+      if (this.ptoCount >= 3) this.rate.onPersistentCongestion();
+      this.probesDue = 2;
+      // Probe with the oldest unacknowledged data: it is what the receiver most likely misses.
+      for (let i = 0; i < this.sent.length; i += 1) {
+        const packet = this.sent[i];
+        if (packet && packet.state === 'inflight' && packet.ackEliciting) {
+          const d = packet.data;
+          if (d) for (let j = 0; j < d.length; j += 2) this.retransmit.add(d[j]!, d[j + 1]!);
+          const c = packet.control;
+          if (c) for (let j = 0; j < c.length; j += 2) this.controlRetransmit.add(c[j]!, c[j + 1]!);
+          break;
+        }
+      }
+      this.lastAckElicitingSentMs = now;
+    }
+    // Keep a quiet session (paused, or waiting on the application) alive.
+    if (now - this.lastSendMs >= this.config.idleTimeoutMs / 3) this.pingDue = true;
+  }
+
+  pollTimeout(): number | undefined {
+    if (this.state === 'closed') return undefined;
+    if (this.state === 'closing') return this.closeDeadlineMs;
+    const candidates: number[] = [];
+    if (this.state === 'handshake') {
+      candidates.push(this.handshakeDeadlineMs);
+      if (this.clientHello) candidates.push(this.helloDueMs);
+      return Math.min(...candidates);
+    }
+    candidates.push(this.lastReceiveMs + this.config.idleTimeoutMs, this.lastSendMs + this.config.idleTimeoutMs / 3);
+    if (this.ackDueMs !== undefined) candidates.push(this.ackDueMs);
+    if (this.lossTimeMs !== undefined) candidates.push(this.lossTimeMs);
+    const pto = this.ptoDeadline();
+    if (pto !== undefined) candidates.push(pto);
+    if (this.addressValidated && this.hasDataToSend() && !this.inflightCapped()) {
+      this.pacer.refill(this.nowMs, this.rate.rateBps);
+      candidates.push(this.pacer.nextSendMs(this.nowMs, this.rate.rateBps, this.config.maxDatagramBytes));
+    }
+    return Math.min(...candidates);
+  }
+
+  pollEvent(): ConnectionEvent | undefined {
+    return this.events.shift();
+  }
+
+  private finishClose(byPeer: boolean): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.events.push({ type: 'closed', code: this.closeCode, reason: this.closeReason, byPeer });
+  }
+
+  // ── Output ──────────────────────────────────────────────────────────────────────────────────────
+
+  private hasDataToSend(): boolean {
+    if (this.sendingPaused) return false;
+    if (!this.retransmit.isEmpty) return true;
+    const next = this.unsent.min;
+    return next !== undefined && next < this.peerMaxData;
+  }
+
+  /** In flight at most ~2 RTTs of the rate (with a floor), so a dead path does not swallow the buffer. */
+  private inflightCapped(): boolean {
+    const rtt = Math.max(this.srttMs || initialRttMs, 10);
+    const cap = Math.max((2 * this.rate.rateBps * rtt) / 1000, 64 * this.config.maxDatagramBytes);
+    return this.bytesInFlight >= cap;
+  }
+
+  pollTransmit(now: number): Transmit | undefined {
+    this.nowMs = Math.max(this.nowMs, now);
+    switch (this.state) {
+      case 'closed':
+        return undefined;
+      case 'handshake':
+        if (this.clientHello && now >= this.helloDueMs) {
+          this.helloAttempts += 1;
+          this.helloDueMs = now + helloRetryMs * 2 ** Math.min(this.helloAttempts - 1, 3);
+          this.stats_.bytesSent += this.clientHello.length;
+          return { remote: this.remote, bytes: this.clientHello };
+        }
+        return undefined;
+      default:
+        break;
+    }
+    if (this.serverHello && !this.addressValidated && now >= this.helloDueMs) {
+      if (!this.amplificationAllows(this.serverHello.length)) return undefined;
+      this.helloDueMs = Infinity;
+      this.bytesSentUnvalidated += this.serverHello.length;
+      this.stats_.bytesSent += this.serverHello.length;
+      return { remote: this.remote, bytes: this.serverHello };
+    }
+    return this.buildPacket(now);
+  }
+
+  private amplificationAllows(bytes: number): boolean {
+    return this.addressValidated || this.bytesSentUnvalidated + bytes <= amplificationFactor * this.bytesReceivedUnvalidated;
+  }
+
+  private buildPacket(now: number): Transmit | undefined {
+    // Before the client proves it holds the keys, a whole packet must fit in the amplification budget.
+    if (!this.amplificationAllows(this.config.maxDatagramBytes)) return undefined;
+    const w = this.writer;
+    w.reset();
+    this.packetAckEliciting = false;
+    const record: SentPacket = { timeSentMs: now, sizeBytes: 0, ackEliciting: false, data: undefined, control: undefined, maxData: false, state: 'inflight' };
+
+    if (this.state === 'closing') {
+      if (!this.closeFrameDue) return undefined;
+      this.closeFrameDue = false;
+      w.close(this.closeCode, this.closeReason);
+      return this.seal(now, record);
+    }
+
+    const ackDue = this.ackDueMs !== undefined && now >= this.ackDueMs;
+    if (ackDue) this.writeAck(now);
+    if (this.maxDataDue && w.room >= 7) {
+      w.maxData(this.localMaxData);
+      record.maxData = true;
+      this.maxDataDue = false;
+      this.packetAckEliciting = true;
+    }
+    this.writeControl(record);
+    const probing = this.probesDue > 0;
+    const canSendData = this.hasDataToSend() && (!this.inflightCapped() || probing);
+    if (canSendData) {
+      this.pacer.refill(now, this.rate.rateBps);
+      if (probing || this.pacer.canSend(this.config.maxDatagramBytes)) this.writeData(record);
+    }
+    if ((this.pingDue || probing) && !this.packetAckEliciting) {
+      w.ping();
+      this.packetAckEliciting = true;
+    }
+    this.pingDue = false;
+    if (probing && this.packetAckEliciting) this.probesDue -= 1;
+    if (w.at === 0) return undefined;
+    if (!ackDue && this.ackDueMs !== undefined && this.ackElicitingSinceAck > 0 && w.room >= FrameWriter.ackBytes(4)) {
+      // An ACK rides along for free when a packet goes anyway.
+      this.writeAck(now);
+    }
+    record.ackEliciting = this.packetAckEliciting;
+    return this.seal(now, record);
+  }
+
+  private writeAck(now: number): void {
+    const ranges: [number, number][] = [];
+    for (const range of this.receivedPns.reversed()) {
+      ranges.push(range);
+      if (ranges.length === maxAckRanges) break;
+    }
+    const maxFit = Math.floor((this.writer.room - 6) / 10);
+    if (ranges.length === 0 || maxFit < 1) return;
+    const delayUs = Math.max(0, Math.round((now - this.largestReceivedAtMs) * 1000));
+    this.writer.ack(delayUs, ranges.slice(0, maxFit));
+    this.ackElicitingSinceAck = 0;
+    this.ackDueMs = undefined;
+  }
+
+  private writeControl(record: SentPacket): void {
+    const w = this.writer;
+    for (const queue of [this.controlRetransmit, this.controlUnsent]) {
+      while (!queue.isEmpty && w.room > FrameWriter.streamFrameOverhead + 16) {
+        const range = queue.shift(w.room - FrameWriter.streamFrameOverhead)!;
+        const [start, end] = range;
+        if (this.controlAcked.covers(start, end)) continue;
+        w.control(start, this.controlOut.subarray(start, end));
+        (record.control ??= []).push(start, end);
+        this.packetAckEliciting = true;
+      }
+    }
+  }
+
+  private writeData(record: SentPacket): void {
+    const w = this.writer;
+    let wrote = 0;
+    while (w.room > FrameWriter.streamFrameOverhead + 64) {
+      const fromRetransmit = !this.retransmit.isEmpty;
+      const queue = fromRetransmit ? this.retransmit : this.unsent;
+      const next = queue.min;
+      if (next === undefined) break;
+      if (!fromRetransmit && next >= this.peerMaxData) break;
+      const limit = fromRetransmit ? Infinity : this.peerMaxData;
+      const maxLength = Math.min(w.room - FrameWriter.streamFrameOverhead, limit - next);
+      const [start, end] = queue.shift(maxLength)!;
+      if (fromRetransmit && this.acked.covers(start, end)) continue;
+      const bytes = this.readSendBuffer(start, end);
+      if (!bytes) continue;
+      w.data(start, bytes);
+      (record.data ??= []).push(start, end);
+      this.packetAckEliciting = true;
+      wrote += end - start;
+      if (fromRetransmit) this.stats_.dataBytesRetransmitted += end - start;
+    }
+    this.stats_.dataBytesSent += wrote;
+  }
+
+  /** The bytes of [start, end) from the send buffer; the range never spans two writes' chunks here. */
+  private readSendBuffer(start: number, end: number): Uint8Array | undefined {
+    let lo = 0;
+    let hi = this.sendChunks.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const chunk = this.sendChunks[mid]!;
+      if (chunk.offset + chunk.bytes.length <= start) lo = mid + 1;
+      else if (chunk.offset > start) hi = mid - 1;
+      else {
+        const chunkEnd = chunk.offset + chunk.bytes.length;
+        if (end <= chunkEnd) return chunk.bytes.subarray(start - chunk.offset, end - chunk.offset);
+        // Spans chunks: copy (rare: only where a packet crosses a write boundary).
+        const out = Buffer.allocUnsafe(end - start);
+        let at = 0;
+        for (let i = mid; i < this.sendChunks.length && at < out.length; i += 1) {
+          const c = this.sendChunks[i]!;
+          const from = Math.max(start, c.offset) - c.offset;
+          const to = Math.min(end, c.offset + c.bytes.length) - c.offset;
+          out.set(c.bytes.subarray(from, to), at);
+          at += to - from;
+        }
+        return out;
+      }
+    }
+    return undefined;
+  }
+
+  private seal(now: number, record: SentPacket): Transmit | undefined {
+    const w = this.writer;
+    const size = shortHeaderBytes + w.at + tagBytes;
+    if (this.packetsWithSendKey >= packetsPerKey) {
+      this.sendKey = this.sendKey!.next();
+      this.sendKeyPhase ^= 1;
+      this.packetsWithSendKey = 0;
+    }
+    const out = Buffer.allocUnsafe(size);
+    out[0] = PacketType.short | (this.sendKeyPhase ? keyPhaseBit : 0);
+    this.peerConnectionId.copy(out, 1);
+    const pn = this.nextPacketNumber++;
+    out.writeUInt16BE(0, 9);
+    out.writeUIntBE(pn, 11, 6);
+    this.sendKey!.seal(pn, out.subarray(0, shortHeaderBytes), w.buf.subarray(0, w.at), out, shortHeaderBytes);
+    this.packetsWithSendKey += 1;
+    record.sizeBytes = size;
+    if (record.ackEliciting) {
+      this.sent.push(record);
+      this.bytesInFlight += size;
+      this.lastAckElicitingSentMs = now;
+      if (record.data) this.pacer.spend(size);
+    } else {
+      this.sent.push(undefined);
+    }
+    this.lastSendMs = now;
+    this.stats_.packetsSent += 1;
+    this.stats_.bytesSent += size;
+    if (!this.addressValidated) this.bytesSentUnvalidated += size;
+    return { remote: this.remote, bytes: out };
+  }
+}
