@@ -1,0 +1,385 @@
+import { randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
+import { dirname, resolve, sep } from 'node:path';
+import type { TransferSpec } from '../../contracts';
+import { addressKey, ConnectionDriver } from '../../core/udp-driver';
+import { CloseCode, Connection, type ConnectionEvent } from '../../protocol/connection';
+import { RangeSet } from '../../protocol/ranges';
+import {
+  compositeChecksum,
+  decodeControl,
+  encodeControl,
+  maxFilesPerManifestMessage,
+  partDigest,
+  partSizeFor,
+  StreamLayout,
+  type ControlMessage,
+  type FileEntry,
+} from '../../protocol/transfer';
+import type { SessionCallbacks, SessionFileError, SessionJob, SessionResult, UdpCheck } from './session-types';
+
+/** Read size for uploads; a part is hashed as its bytes go by. */
+const readChunkBytes = 1024 * 1024;
+/** Download receive window: bytes the engine may send beyond what is on disk. */
+const downloadWindowBytes = 64 * 1024 * 1024;
+const progressIntervalMs = 250;
+
+interface Session {
+  socket: Socket;
+  driver: ConnectionDriver;
+  closed: Promise<{ code: number; reason: string; byPeer: boolean }>;
+}
+
+async function openSession(spec: TransferSpec, onEvent: (event: ConnectionEvent) => void, handshakeTimeoutMs?: number): Promise<Session> {
+  const { address, family } = await lookup(spec.remote_host);
+  const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 8 * 1024 * 1024, sendBufferSize: 8 * 1024 * 1024 });
+  await new Promise<void>((done) => socket.bind(0, done));
+  const remote = addressKey(address, spec.fasp_port);
+  const conn = Connection.connect(performance.now(), remote, {
+    token: spec.token,
+    secret: Buffer.from(spec.slipstream.session_secret, 'base64url'),
+    connectionId: randomBytes(8),
+    nonce: randomBytes(16),
+    config: {
+      ratePolicy: spec.rate_policy,
+      maxRateKbps: Math.max(1, spec.target_rate_kbps),
+      minRateKbps: Math.min(spec.min_rate_kbps, spec.target_rate_kbps),
+      ...(handshakeTimeoutMs ? { handshakeTimeoutMs } : {}),
+    },
+  });
+  let settle: (value: { code: number; reason: string; byPeer: boolean }) => void = () => undefined;
+  const closed = new Promise<{ code: number; reason: string; byPeer: boolean }>((r) => (settle = r));
+  const driver = new ConnectionDriver(conn, socket, (event) => {
+    if (event.type === 'closed') settle(event);
+    onEvent(event);
+  });
+  socket.on('message', (bytes, rinfo) => driver.input(bytes, addressKey(rinfo.address, rinfo.port)));
+  driver.service();
+  return { socket, driver, closed };
+}
+
+/** `Code: message` as the engine words a refusal; a plain reason otherwise. */
+function closeError(spec: TransferSpec, code: number, reason: string): { code: string; message: string } {
+  if (code === CloseCode.handshakeTimeout) {
+    return {
+      code: 'UdpUnreachable',
+      message: `no answer over UDP from ${spec.remote_host}:${spec.fasp_port} (${reason}); UDP may be blocked on the way`,
+    };
+  }
+  const match = /^([A-Za-z]+): (.*)$/s.exec(reason);
+  return match ? { code: match[1]!, message: match[2]! } : { code: code === CloseCode.idleTimeout ? 'ConnectionLost' : 'SessionClosed', message: reason };
+}
+
+/**
+ * Runs one transfer over UDP with the protocol core. Uploads read local files, hash each part on the
+ * way (the checksum covers parts the engine already holds, which are read but not sent) and wait for
+ * the engine to commit every object; downloads write into `.part` files and rename them once verified.
+ */
+export async function runUdpSession(spec: TransferSpec, job: SessionJob, callbacks: SessionCallbacks): Promise<SessionResult> {
+  return job.direction === 'upload' ? runUpload(spec, job.files, callbacks) : runDownload(spec, job.paths, job.localRoot, callbacks);
+}
+
+async function runUpload(spec: TransferSpec, files: Extract<SessionJob, { direction: 'upload' }>['files'], callbacks: SessionCallbacks): Promise<SessionResult> {
+  const layout = new StreamLayout();
+  for (const file of files) layout.add({ index: file.index, path: file.path, size: file.size });
+  const done = new Set<number>();
+  const fileErrors: SessionFileError[] = [];
+  let have = new RangeSet();
+  let haveReceived: () => void = () => undefined;
+  const haveArrived = new Promise<void>((r) => (haveReceived = r));
+  let writable: () => void = () => undefined;
+  let finished: () => void = () => undefined;
+  const allFinished = new Promise<void>((r) => (finished = r));
+  const checkFinished = () => {
+    if (done.size + fileErrors.length >= files.length) finished();
+  };
+
+  const session = await openSession(spec, (event) => {
+    if (event.type === 'connected') {
+      callbacks.onStatus('RUNNING');
+      for (let i = 0; i < files.length || i === 0; i += maxFilesPerManifestMessage) {
+        const batch = files.slice(i, i + maxFilesPerManifestMessage).map(({ index, path, size }) => ({ index, path, size }));
+        send({ t: 'files', files: batch, final: i + maxFilesPerManifestMessage >= files.length });
+      }
+    } else if (event.type === 'writable') {
+      writable();
+    } else if (event.type === 'control') {
+      const message = decodeControl(event.message);
+      if (message?.t === 'have') {
+        have = new RangeSet();
+        for (const [s, e] of message.ranges) have.add(s, e);
+        haveReceived();
+      } else if (message?.t === 'done') {
+        done.add(message.index);
+        checkFinished();
+      } else if (message?.t === 'file-error') {
+        fileErrors.push({ path: files[message.index]?.path ?? String(message.index), code: message.code, message: message.message });
+        checkFinished();
+      }
+    }
+  });
+  const conn = session.driver.conn;
+  const send = (message: ControlMessage) => {
+    conn.sendControl(encodeControl(message));
+    session.driver.kick();
+  };
+  callbacks.attach({
+    pause: () => {
+      conn.pauseSending(true);
+      callbacks.onStatus('PAUSED');
+    },
+    resume: () => {
+      conn.pauseSending(false);
+      session.driver.kick();
+      callbacks.onStatus('RUNNING');
+    },
+  });
+  const onAbort = () => {
+    conn.close(CloseCode.canceled, 'canceled by the user');
+    session.driver.kick();
+  };
+  callbacks.signal.addEventListener('abort', onAbort, { once: true });
+  const progress = setInterval(() => {
+    const stats = conn.stats();
+    callbacks.onProgress({ bytesDone: Math.min(layout.totalBytes, have.total() + stats.dataBytesAcked), bytesTotal: layout.totalBytes, rateKbps: stats.rateKbps, filesDone: done.size, filesTotal: files.length });
+  }, progressIntervalMs);
+
+  const feed = async () => {
+    await Promise.race([haveArrived, session.closed]);
+    if (conn.isClosed) return;
+    if (files.length === 0) finished();
+    for (const file of files) {
+      const start = layout.start(file.index);
+      const partSize = partSizeFor(file.size);
+      const digests: Uint8Array[] = [];
+      const handle = await open(file.localPath, 'r');
+      try {
+        for (let partStart = 0; partStart < file.size || digests.length === 0; partStart += partSize) {
+          const partBytes = Buffer.allocUnsafe(Math.min(partSize, file.size - partStart));
+          for (let at = 0; at < partBytes.length; at += readChunkBytes) {
+            const length = Math.min(readChunkBytes, partBytes.length - at);
+            const { bytesRead } = await handle.read(partBytes, at, length, partStart + at);
+            if (bytesRead !== length) throw new Error(`${file.localPath} changed size while being sent`);
+            const chunkStart = start + partStart + at;
+            for (const [s, e] of have.gaps(chunkStart, chunkStart + length)) {
+              let offset = s;
+              while (offset < e) {
+                if (conn.isClosed) return;
+                const taken = conn.write(offset, partBytes.subarray(offset - start - partStart, e - start - partStart));
+                offset += taken;
+                session.driver.kick();
+                if (offset < e) await new Promise<void>((r) => (writable = r));
+              }
+            }
+          }
+          digests.push(partDigest(partBytes));
+        }
+      } finally {
+        await handle.close();
+      }
+      send({ t: 'sum', index: file.index, sha256: compositeChecksum(digests) });
+    }
+  };
+  const feeding = feed().catch((error: unknown) => {
+    conn.close(CloseCode.internalError, `could not read local files: ${(error as Error).message}`);
+    session.driver.kick();
+    throw error;
+  });
+
+  await Promise.race([allFinished, session.closed]);
+  if (!conn.isClosed) {
+    conn.close(CloseCode.done, 'transfer complete');
+    session.driver.kick();
+  }
+  const closed = await session.closed;
+  clearInterval(progress);
+  callbacks.signal.removeEventListener('abort', onAbort);
+  session.socket.close();
+  const feedError = await feeding.then(() => undefined, (error: unknown) => error as Error);
+  const bytesDone = layout.totalBytes;
+  callbacks.onProgress({ bytesDone: done.size === files.length ? bytesDone : Math.min(bytesDone, have.total() + conn.stats().dataBytesAcked), bytesTotal: bytesDone, rateKbps: 0, filesDone: done.size, filesTotal: files.length });
+  if (callbacks.signal.aborted) return { status: 'CANCELED', bytesDone, filesDone: done.size, fileErrors };
+  if (done.size === files.length) return { status: 'COMPLETED', bytesDone, filesDone: done.size, fileErrors };
+  const error = feedError ? { code: 'LocalReadError', message: feedError.message } : fileErrors.length > 0 ? { code: 'FilesFailed', message: `${fileErrors.length} file(s) failed` } : closeError(spec, closed.code, closed.reason);
+  return { status: 'FAILED', bytesDone: 0, filesDone: done.size, fileErrors, error };
+}
+
+/** Local path for a key, refusing anything that would land outside the target folder. */
+function localPathFor(root: string, path: string): string {
+  const target = resolve(root, path);
+  if (target !== resolve(root) && !target.startsWith(resolve(root) + sep)) throw new Error(`refusing to write outside ${root}: ${path}`);
+  return target;
+}
+
+async function runDownload(spec: TransferSpec, paths: string[], localRoot: string, callbacks: SessionCallbacks): Promise<SessionResult> {
+  const layout = new StreamLayout();
+  const handles = new Map<number, FileHandle>();
+  const written = new RangeSet();
+  const sums = new Map<number, string>();
+  const done = new Set<number>();
+  const fileErrors: SessionFileError[] = [];
+  let manifestFinal = false;
+  let finished: () => void = () => undefined;
+  const allFinished = new Promise<void>((r) => (finished = r));
+  let writing = Promise.resolve();
+
+  const session = await openSession(spec, (event) => {
+    if (event.type === 'connected') {
+      callbacks.onStatus('RUNNING');
+      send({ t: 'get', paths, final: true });
+    } else if (event.type === 'data') {
+      const { offset, bytes } = event;
+      writing = writing.then(() => writeData(offset, bytes));
+    } else if (event.type === 'control') {
+      const message = decodeControl(event.message);
+      if (!message) return;
+      if (message.t === 'files') onFiles(message.files, message.final);
+      else if (message.t === 'sum') {
+        sums.set(message.index, message.sha256);
+        writing = writing.then(() => verify(message.index));
+      } else if (message.t === 'file-error') {
+        fileErrors.push({ path: layout.files[message.index]?.path ?? String(message.index), code: message.code, message: message.message });
+        checkFinished();
+      }
+    }
+  });
+  const conn = session.driver.conn;
+  const send = (message: ControlMessage) => {
+    conn.sendControl(encodeControl(message));
+    session.driver.kick();
+  };
+  const checkFinished = () => {
+    if (manifestFinal && done.size + fileErrors.length >= layout.files.length) finished();
+  };
+  const grant = () => {
+    conn.setMaxData((written.min === 0 ? written.range(0)[1] : 0) + downloadWindowBytes);
+    session.driver.kick();
+  };
+
+  const onFiles = (files: readonly FileEntry[], final: boolean) => {
+    for (const file of files) layout.add(file);
+    if (!final) return;
+    manifestFinal = true;
+    writing = writing.then(async () => {
+      for (const file of layout.files) {
+        const target = localPathFor(localRoot, file.path);
+        await mkdir(dirname(target), { recursive: true });
+        handles.set(file.index, await open(`${target}.part`, 'w+'));
+      }
+      send({ t: 'have', ranges: [] });
+      grant();
+      checkFinished();
+    });
+  };
+
+  const writeData = async (offset: number, bytes: Buffer) => {
+    let at = offset;
+    while (at < offset + bytes.length) {
+      const index = layout.fileAt(at);
+      if (index === undefined) throw new Error(`data at ${at} is in no file`);
+      const fileStart = layout.start(index);
+      const fileEnd = fileStart + layout.files[index]!.size;
+      const end = Math.min(fileEnd, offset + bytes.length);
+      await handles.get(index)!.write(bytes, at - offset, end - at, at - fileStart);
+      at = end;
+    }
+    written.add(offset, offset + bytes.length);
+    grant();
+  };
+
+  const verify = async (index: number) => {
+    const file = layout.files[index]!;
+    const start = layout.start(index);
+    if (!written.covers(start, start + file.size)) {
+      // The sum can overtake the last bytes: check again when they are on disk.
+      setTimeout(() => (writing = writing.then(() => verify(index))), 20);
+      return;
+    }
+    const handle = handles.get(index)!;
+    const partSize = partSizeFor(file.size);
+    const digests: Uint8Array[] = [];
+    for (let partStart = 0; partStart < file.size || digests.length === 0; partStart += partSize) {
+      const buffer = Buffer.allocUnsafe(Math.min(partSize, file.size - partStart));
+      await handle.read(buffer, 0, buffer.length, partStart);
+      digests.push(partDigest(buffer));
+    }
+    await handle.close();
+    handles.delete(index);
+    const target = localPathFor(localRoot, file.path);
+    if (compositeChecksum(digests) !== sums.get(index)) {
+      fileErrors.push({ path: file.path, code: 'ChecksumMismatch', message: `${file.path}: the bytes received do not match the object's checksum` });
+      send({ t: 'file-error', index, code: 'ChecksumMismatch', message: 'checksum mismatch on the client' });
+    } else {
+      await rename(`${target}.part`, target);
+      done.add(index);
+      send({ t: 'done', index });
+    }
+    checkFinished();
+  };
+
+  callbacks.attach({
+    pause: () => {
+      send({ t: 'pause' });
+      callbacks.onStatus('PAUSED');
+    },
+    resume: () => {
+      send({ t: 'resume' });
+      callbacks.onStatus('RUNNING');
+    },
+  });
+  const onAbort = () => {
+    conn.close(CloseCode.canceled, 'canceled by the user');
+    session.driver.kick();
+  };
+  callbacks.signal.addEventListener('abort', onAbort, { once: true });
+  const progress = setInterval(() => {
+    callbacks.onProgress({ bytesDone: written.total(), bytesTotal: manifestFinal ? layout.totalBytes : null, rateKbps: Math.round((conn.stats().dataBytesDelivered * 8) / Math.max(1, performance.now() - startedAt)), filesDone: done.size, filesTotal: manifestFinal ? layout.files.length : null });
+  }, progressIntervalMs);
+  const startedAt = performance.now();
+
+  await Promise.race([allFinished, session.closed]);
+  if (!conn.isClosed) {
+    conn.close(CloseCode.done, 'transfer complete');
+    session.driver.kick();
+  }
+  const closed = await session.closed;
+  clearInterval(progress);
+  callbacks.signal.removeEventListener('abort', onAbort);
+  session.socket.close();
+  await writing.catch(() => undefined);
+  for (const handle of handles.values()) await handle.close().catch(() => undefined);
+  const bytesDone = written.total();
+  callbacks.onProgress({ bytesDone, bytesTotal: layout.totalBytes, rateKbps: 0, filesDone: done.size, filesTotal: layout.files.length });
+  if (callbacks.signal.aborted) return { status: 'CANCELED', bytesDone, filesDone: done.size, fileErrors };
+  if (manifestFinal && done.size === layout.files.length) return { status: 'COMPLETED', bytesDone, filesDone: done.size, fileErrors };
+  return {
+    status: 'FAILED',
+    bytesDone,
+    filesDone: done.size,
+    fileErrors,
+    error: fileErrors.length > 0 ? { code: 'FilesFailed', message: `${fileErrors.length} file(s) failed` } : closeError(spec, closed.code, closed.reason),
+  };
+}
+
+/** For `slip doctor`: a handshake only; the session is closed as canceled so nothing is left running. */
+export const checkUdp: UdpCheck = async (spec, { timeoutMs }) => {
+  let connected = false;
+  const session = await openSession(
+    spec,
+    (event) => {
+      if (event.type === 'connected') {
+        connected = true;
+        session.driver.conn.close(CloseCode.canceled, 'doctor: reachability check only');
+        session.driver.kick();
+      }
+    },
+    timeoutMs,
+  );
+  const closed = await session.closed;
+  session.socket.close();
+  if (connected) return { ok: true, detail: `handshake with ${spec.remote_host}:${spec.fasp_port} over UDP succeeded` };
+  return { ok: false, detail: closeError(spec, closed.code, closed.reason).message };
+};
+
