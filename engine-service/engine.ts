@@ -10,7 +10,7 @@ import { EngineServer, type EngineOptions } from './server';
 /** The engine with its dependencies built from configuration (AWS or the local stack). */
 export async function createEngine(
   config: Config,
-  options: Omit<EngineOptions, 'keyring'> & { maxBufferedBytes?: number },
+  options: Omit<EngineOptions, 'keyring'> & { maxBufferedBytes?: number; nullSink?: boolean },
   log: Logger,
 ): Promise<EngineServer> {
   const db = createDocumentClient(config);
@@ -25,6 +25,7 @@ export async function createEngine(
       guard: new BucketGuard(s3),
       log,
       maxBufferedBytes: options.maxBufferedBytes ?? 128 * 1024 * 1024,
+      ...(options.nullSink ? { nullSink: true } : {}),
     },
     log,
   );

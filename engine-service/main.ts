@@ -20,6 +20,8 @@ async function main(): Promise<void> {
       healthPort: Number(env.SLIPSTREAM_HEALTH_PORT ?? 8081),
       maxSessions: Number(env.SLIPSTREAM_MAX_SESSIONS ?? 256),
       drainTimeoutMs: Number(env.SLIPSTREAM_DRAIN_TIMEOUT_MS ?? 30_000),
+      // Benchmarks only: measure the engine without storage.
+      nullSink: env.SLIPSTREAM_ENGINE_NULL_SINK === 'true',
     },
     log,
   );

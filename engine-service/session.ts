@@ -10,6 +10,7 @@ import { ConnectionDriver } from '../core/udp-driver';
 import { CloseCode, type Connection, type ConnectionEvent } from '../protocol/connection';
 import { decodeControl, encodeControl, maxFilesPerManifestMessage, type ControlMessage, type FileEntry } from '../protocol/transfer';
 import { DownloadSource } from './download-source';
+import { NullSink, type DataSink } from './null-sink';
 import { UploadSink } from './upload-sink';
 import type { Logger } from './log';
 
@@ -21,6 +22,8 @@ export interface SessionDeps {
   log: Logger;
   /** Upload buffers per session (the receive window). */
   maxBufferedBytes: number;
+  /** Benchmarks only: discard uploaded bytes instead of storing them (see NullSink). */
+  nullSink?: boolean;
 }
 
 /** Files per transfer, at most: a bound on the manifest a client can make the engine hold. */
@@ -37,7 +40,7 @@ export class EngineSession {
   readonly driver: ConnectionDriver;
   private readonly files: FileEntry[] = [];
   private manifestDone = false;
-  private sink: UploadSink | undefined;
+  private sink: DataSink | undefined;
   private source: DownloadSource | undefined;
   private sendPosition = 0;
   private haveRanges: [number, number][] = [];
@@ -191,7 +194,7 @@ export class EngineSession {
       if (!this.checkPath(file.path)) return;
       this.files.push(file);
     }
-    this.sink ??= new UploadSink({
+    this.sink ??= this.deps.nullSink ? new NullSink(this.deps.maxBufferedBytes) : new UploadSink({
       s3: this.deps.s3,
       parts: this.deps.parts,
       transfers: this.deps.transfers,

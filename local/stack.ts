@@ -37,6 +37,10 @@ export interface LocalStack {
   readonly credentialsPath: string;
   readonly adminKeyCreated: boolean;
   readonly config: Config;
+  /** The engine's process (tests kill it to prove a resume). */
+  readonly engine: () => ManagedService;
+  /** Starts a fresh engine process on the same ports and state, after the old one died or was stopped. */
+  restartEngine(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -91,15 +95,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const consoleOrigins = [...new Set([apiUrl, `http://localhost:${options.apiPort}`, `http://127.0.0.1:${options.apiPort}`, ...(options.corsOrigins ?? [])])];
     await ensureBucket(createS3Client(config), options.bucket, consoleOrigins);
 
-    services.push(
-      await startEngine({
+    const launchEngine = () =>
+      startEngine({
         host,
         port: options.enginePort,
         healthPort: options.engineHealthPort,
         env: { ...process.env, ...configToEnv(config) },
         logFile: join(dataDir, 'engine.log'),
-      }),
-    );
+      });
+    let engine = await launchEngine();
+    services.push(engine);
 
     const deps = createDeps(config);
     const credentialsPath = join(dataDir, 'credentials.json');
@@ -124,6 +129,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       credentialsPath,
       adminKeyCreated: created,
       config,
+      engine: () => engine,
+      async restartEngine() {
+        await engine.stop();
+        services.splice(services.indexOf(engine), 1);
+        engine = await launchEngine();
+        services.push(engine);
+      },
       stop,
     };
   } catch (error) {

@@ -1,0 +1,76 @@
+import type { TransferSpec, TransferStatus } from '../../contracts';
+
+/**
+ * The seam between the SDK and the UDP session (`client/sdk/session.ts`, written separately). The SDK
+ * owns the API calls, file discovery, events and the journal; the session owns the socket and the
+ * protocol core. Keep this file minimal: it is what both sides agree on.
+ */
+
+export interface UploadFile {
+  /** Position in the stream (manifest order), from 0. */
+  index: number;
+  /** Key below the spec's `slipstream.key_prefix`. */
+  path: string;
+  size: number;
+  localPath: string;
+}
+
+export type SessionJob =
+  | { direction: 'upload'; files: UploadFile[] }
+  /** Keys or prefixes below the spec's prefix; files are written below `localRoot` by their relative key. */
+  | { direction: 'download'; paths: string[]; localRoot: string };
+
+export interface SessionProgress {
+  bytesDone: number;
+  /** `null` until a download's manifest has arrived. */
+  bytesTotal: number | null;
+  rateKbps: number;
+  filesDone: number;
+  filesTotal: number | null;
+}
+
+/** What the session gives the SDK once it can act on them; the SDK replays a pause asked for earlier. */
+export interface SessionHandles {
+  pause(): void;
+  resume(): void;
+}
+
+export interface SessionCallbacks {
+  onProgress(progress: SessionProgress): void;
+  /** `RUNNING`, `PAUSED`, … as the session sees them; the SDK decides the final status from the result. */
+  onStatus(status: TransferStatus): void;
+  /** Called once, as soon as `pause()`/`resume()` can be honoured. */
+  attach(handles: SessionHandles): void;
+  /** Aborted on `cancel()`: the session closes and resolves with `CANCELED`. */
+  signal: AbortSignal;
+}
+
+export interface SessionFileError {
+  path: string;
+  code: string;
+  message: string;
+}
+
+export interface SessionResult {
+  status: 'COMPLETED' | 'FAILED' | 'CANCELED';
+  bytesDone: number;
+  filesDone: number;
+  fileErrors: SessionFileError[];
+  error?: { code: string; message: string };
+}
+
+export type SessionRunner = (spec: TransferSpec, job: SessionJob, callbacks: SessionCallbacks) => Promise<SessionResult>;
+
+export interface UdpCheckResult {
+  ok: boolean;
+  detail: string;
+}
+
+/** For `slip doctor`: can a session with this spec reach the engine over UDP? */
+export type UdpCheck = (spec: TransferSpec, options: { timeoutMs: number }) => Promise<UdpCheckResult>;
+
+/** What `client/sdk/session.ts` exports. `checkUdp` is optional until the session engineer adds it. */
+export interface SessionModule {
+  runUdpSession: SessionRunner;
+  checkUdp?: UdpCheck;
+}

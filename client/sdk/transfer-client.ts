@@ -1,0 +1,452 @@
+import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import {
+  activeStatuses,
+  maxPathsPerRequest,
+  objectKeyProblem,
+  protocolVersion,
+  type RatePolicy,
+  type TransferRequest,
+  type TransferSpec,
+  type TransferStatus,
+} from '../../contracts';
+import { SlipstreamApi, defaultRequestTimeoutMs } from './api';
+import { requireConfig, resolveConfig, type ResolvedConfig } from './config';
+import { SlipstreamApiError, SlipstreamInputError } from './errors';
+import { expandUploadPaths, parseS3Url, type LocalFile, type SkippedEntry } from './files';
+import { TransferJournal, journalKey, type JournalKeyInput } from './journal';
+import { BoundedAsyncQueue } from './queue';
+import { loadSessionModule } from './session-loader';
+import type { SessionFileError, SessionHandles, SessionJob, SessionResult, SessionRunner } from './session-types';
+
+export interface TransferClientOptions {
+  endpoint?: string;
+  apiKey?: string;
+  /** Runs one UDP session; defaults to `runUdpSession` from `./session`, loaded on first use. */
+  sessionRunner?: SessionRunner;
+  requestTimeoutMs?: number;
+  /** The resume journal; `false` turns it off. Defaults to one under `~/.cache/slipstream`. */
+  journal?: TransferJournal | false;
+  /** Config resolution inputs (tests): environment and working directory. */
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  fetch?: typeof fetch;
+}
+
+export interface TransferOptions {
+  targetRateKbps?: number;
+  minRateKbps?: number;
+  ratePolicy?: RatePolicy;
+  /** Files per upload; beyond it the upload is refused (default 1,000,000). */
+  maxFiles?: number;
+}
+
+export interface TransferProgress {
+  bytesDone: number;
+  bytesTotal: number | null;
+  rateKbps: number;
+  filesDone: number;
+  filesTotal: number | null;
+}
+
+export type FinalStatus = 'COMPLETED' | 'FAILED' | 'CANCELED';
+
+export interface TransferResult extends TransferProgress {
+  id: string;
+  transferIds: string[];
+  status: FinalStatus;
+  elapsedMs: number;
+  /** Specs came from the resume journal: this run continued an earlier one. */
+  resumed: boolean;
+  fileErrors: SessionFileError[];
+  error?: { code: string; message: string };
+}
+
+type TransferEvents = { progress: [TransferProgress]; status: [TransferStatus] };
+
+/** Status updates buffered per iterator; older ones are dropped first (the latest state matters). */
+export const statusQueueCapacity = 32;
+/** Setup bodies stay below the API's 4 MiB limit with room for the envelope. */
+const maxSetupBodyBytes = 3 * 1024 * 1024;
+const terminalStatuses: readonly TransferStatus[] = ['COMPLETED', 'FAILED', 'CANCELED'];
+
+export const isTerminal = (status: TransferStatus): status is FinalStatus => terminalStatuses.includes(status);
+
+/** One spec and the session job it runs; an upload of more than 10,000 files has several. */
+interface Chunk {
+  spec: TransferSpec;
+  job: SessionJob;
+  bytesTotal: number | null;
+  filesTotal: number | null;
+  /** Finished in an earlier run (journal): skipped. */
+  completed: boolean;
+}
+
+/**
+ * Splits a sorted file list into setup requests: at most `maxPathsPerRequest` paths and
+ * `maxSetupBodyBytes` of JSON each. Deterministic, so a re-run gets the same chunks (journal).
+ */
+export function chunkFiles(files: readonly LocalFile[], maxPaths = maxPathsPerRequest, maxBodyBytes = maxSetupBodyBytes): LocalFile[][] {
+  const chunks: LocalFile[][] = [];
+  let current: LocalFile[] = [];
+  let bytes = 0;
+  for (const file of files) {
+    const entryBytes = Buffer.byteLength(JSON.stringify(pathEntry(file))) + 1;
+    if (current.length > 0 && (current.length >= maxPaths || bytes + entryBytes > maxBodyBytes)) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(file);
+    bytes += entryBytes;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+/** Source and destination are both the relative key: local absolute paths are not sent to the API. */
+const pathEntry = (file: LocalFile) => ({ source: file.path, destination: file.path, size: file.sizeBytes });
+
+function rateFields(options: TransferOptions): Pick<TransferRequest, 'target_rate_kbps' | 'min_rate_kbps' | 'rate_policy'> {
+  return {
+    ...(options.targetRateKbps !== undefined ? { target_rate_kbps: options.targetRateKbps } : {}),
+    ...(options.minRateKbps !== undefined ? { min_rate_kbps: options.minRateKbps } : {}),
+    ...(options.ratePolicy !== undefined ? { rate_policy: options.ratePolicy } : {}),
+  };
+}
+
+/** Journal entries keep specs without their path lists (they can be large); the request has them. */
+const withoutPaths = (spec: TransferSpec): TransferSpec => ({ ...spec, paths: [] });
+
+export class TransferClient {
+  readonly config: ResolvedConfig & { endpoint: string; apiKey: string };
+  readonly api: SlipstreamApi;
+  private readonly sessionRunner: SessionRunner | undefined;
+  private readonly journal: TransferJournal | undefined;
+
+  constructor(options: TransferClientOptions = {}) {
+    this.config = requireConfig(
+      resolveConfig({
+        endpoint: options.endpoint,
+        apiKey: options.apiKey,
+        ...(options.env ? { env: options.env } : {}),
+        ...(options.cwd ? { cwd: options.cwd } : {}),
+      }),
+    );
+    this.api = new SlipstreamApi({
+      endpoint: this.config.endpoint,
+      apiKey: this.config.apiKey,
+      timeoutMs: options.requestTimeoutMs ?? defaultRequestTimeoutMs,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
+    });
+    this.sessionRunner = options.sessionRunner;
+    this.journal = options.journal === false ? undefined : (options.journal ?? new TransferJournal());
+  }
+
+  /**
+   * Uploads files and folders to `s3://bucket/prefix` (a folder `./x` lands under `prefix/x/…`).
+   * Resolves once the transfer is set up (its id is known); the session starts right after.
+   */
+  async upload(localPaths: string | readonly string[], destination: string, options: TransferOptions = {}): Promise<Transfer> {
+    const target = parseS3Url(destination);
+    const prefix = target.key;
+    const { files, skipped, totalBytes } = await expandUploadPaths(typeof localPaths === 'string' ? [localPaths] : localPaths, {
+      ...(options.maxFiles !== undefined ? { maxFiles: options.maxFiles } : {}),
+    });
+    if (files.length === 0) throw new SlipstreamInputError('nothing to upload: the folders named hold no regular files');
+    for (const file of files) {
+      const key = prefix === '' ? file.path : `${prefix}/${file.path}`;
+      const problem = objectKeyProblem(key);
+      if (problem) throw new SlipstreamInputError(`${file.localPath} cannot be stored as "${key.slice(0, 200)}": the object key ${problem}`);
+    }
+    await this.preflight(target.bucket);
+    const runner = await this.runner();
+
+    const groups = chunkFiles(files);
+    const requests: TransferRequest[] = groups.map((group) => ({
+      paths: group.map(pathEntry),
+      ...(prefix !== '' ? { destination_root: prefix } : {}),
+      ...rateFields(options),
+    }));
+    const identity: JournalKeyInput = { direction: 'upload', endpoint: this.config.endpoint, bucket: target.bucket, prefix, files };
+    const { specs, completed, resumed, key } = await this.specsFor(identity, requests, (request) => this.api.uploadSetup(target.bucket, request));
+    const chunks: Chunk[] = groups.map((group, i) => ({
+      spec: specs[i]!,
+      job: { direction: 'upload', files: group.map((f) => ({ index: f.index, path: f.path, size: f.sizeBytes, localPath: f.localPath })) },
+      bytesTotal: group.reduce((sum, f) => sum + f.sizeBytes, 0),
+      filesTotal: group.length,
+      completed: completed[i]!,
+    }));
+    return new Transfer({ api: this.api, runner, chunks, journal: this.journal, journalKey: key, resumed, bytesTotal: totalBytes, filesTotal: files.length, skipped });
+  }
+
+  /**
+   * Downloads an object, or everything under a prefix, into `localDir`: `s3://b/photos/2026` lands as
+   * `localDir/2026` (a file) or `localDir/2026/…` (a prefix), like a folder upload in reverse.
+   */
+  async download(source: string, localDir: string, options: TransferOptions = {}): Promise<Transfer> {
+    const location = parseS3Url(source);
+    if (location.key === '') {
+      throw new SlipstreamInputError(`name a key or prefix to download, e.g. s3://${location.bucket}/folder/ (the API has no whole-bucket download)`);
+    }
+    const slash = location.key.lastIndexOf('/');
+    const sourceRoot = slash < 0 ? '' : location.key.slice(0, slash);
+    // A trailing "/" is kept so the engine knows the user asked for a prefix.
+    const path = location.key.slice(slash + 1) + (location.isPrefix ? '/' : '');
+    const localRoot = resolve(localDir);
+    await mkdir(localRoot, { recursive: true });
+    await this.preflight(location.bucket);
+    const runner = await this.runner();
+
+    const request: TransferRequest = { paths: [{ source: path }], ...(sourceRoot !== '' ? { source_root: sourceRoot } : {}), ...rateFields(options) };
+    const identity: JournalKeyInput = { direction: 'download', endpoint: this.config.endpoint, bucket: location.bucket, prefix: sourceRoot, paths: [path], localRoot };
+    const { specs, completed, resumed, key } = await this.specsFor(identity, [request], (r) => this.api.downloadSetup(location.bucket, r));
+    const chunk: Chunk = { spec: specs[0]!, job: { direction: 'download', paths: [path], localRoot }, bytesTotal: null, filesTotal: null, completed: completed[0]! };
+    return new Transfer({ api: this.api, runner, chunks: [chunk], journal: this.journal, journalKey: key, resumed, bytesTotal: null, filesTotal: null, skipped: [] });
+  }
+
+  /** Connection info: auth, bucket existence and immutability are checked before anything is created. */
+  private async preflight(bucket: string): Promise<void> {
+    const info = await this.api.connectionInfo(bucket);
+    if (info.protocolVersion !== protocolVersion) {
+      throw new SlipstreamApiError(200, 'UnsupportedProtocol', `the service speaks transfer protocol ${info.protocolVersion}; this client speaks ${protocolVersion}`);
+    }
+  }
+
+  private async runner(): Promise<SessionRunner> {
+    return this.sessionRunner ?? (await loadSessionModule()).runUdpSession;
+  }
+
+  /**
+   * Specs for each request: from the journal when an earlier run's transfer is still active (same id,
+   * same token), skipped when it completed, and from a new setup call otherwise.
+   */
+  private async specsFor(
+    identity: JournalKeyInput,
+    requests: readonly TransferRequest[],
+    setup: (request: TransferRequest) => Promise<TransferSpec>,
+  ): Promise<{ specs: TransferSpec[]; completed: boolean[]; resumed: boolean; key: string }> {
+    const key = journalKey(identity);
+    const entry = await this.journal?.get(key);
+    const stored = entry && entry.specs.length === requests.length ? entry.specs : undefined;
+    const specs: TransferSpec[] = [];
+    const completed: boolean[] = [];
+    let resumed = false;
+    for (const [i, request] of requests.entries()) {
+      const old = stored?.[i];
+      if (old) {
+        const state = await this.api.getTransfer(old.slipstream.transfer_id).then(
+          (t) => t.status,
+          (error: unknown) => {
+            if (error instanceof SlipstreamApiError && error.status === 404) return undefined;
+            throw error;
+          },
+        );
+        if (state !== undefined && (activeStatuses.includes(state) || state === 'COMPLETED')) {
+          specs.push({ ...old, paths: request.paths });
+          completed.push(state === 'COMPLETED');
+          resumed = true;
+          continue;
+        }
+      }
+      specs.push(await setup(request));
+      completed.push(false);
+    }
+    await this.journal?.put(key, specs.map(withoutPaths));
+    return { specs, completed, resumed, key };
+  }
+}
+
+interface TransferInit {
+  api: SlipstreamApi;
+  runner: SessionRunner;
+  chunks: Chunk[];
+  journal: TransferJournal | undefined;
+  journalKey: string;
+  resumed: boolean;
+  bytesTotal: number | null;
+  filesTotal: number | null;
+  skipped: SkippedEntry[];
+}
+
+/**
+ * One transfer (possibly several specs run one after another). Events: `progress`, `status`.
+ * `done` always resolves, with `status` COMPLETED, FAILED or CANCELED: a failure is a result, not an
+ * unhandled rejection in a program that only listens to events.
+ */
+export class Transfer extends EventEmitter<TransferEvents> {
+  readonly id: string;
+  readonly transferIds: string[];
+  readonly bucket: string;
+  readonly direction: 'upload' | 'download';
+  readonly resumed: boolean;
+  /** Local entries an upload left out (symlinks, sockets, …). */
+  readonly skipped: SkippedEntry[];
+  readonly done: Promise<TransferResult>;
+  private currentStatus: TransferStatus = 'QUEUED';
+  private latest: TransferProgress;
+  private readonly controller = new AbortController();
+  private readonly iterators = new Set<BoundedAsyncQueue<TransferStatus>>();
+  private handles: SessionHandles | undefined;
+  private wantPaused = false;
+  private sessionStarted = false;
+
+  constructor(private readonly init: TransferInit) {
+    super();
+    const first = init.chunks[0]!.spec;
+    this.id = first.slipstream.transfer_id;
+    this.transferIds = init.chunks.map((c) => c.spec.slipstream.transfer_id);
+    this.bucket = first.slipstream.bucket;
+    this.direction = first.direction === 'send' ? 'upload' : 'download';
+    this.resumed = init.resumed;
+    this.skipped = init.skipped;
+    this.latest = { bytesDone: 0, bytesTotal: init.bytesTotal, rateKbps: 0, filesDone: 0, filesTotal: init.filesTotal };
+    this.done = this.run().catch((error: unknown) => this.finish('FAILED', performance.now(), [], errorInfo(error)));
+  }
+
+  get status(): TransferStatus {
+    return this.currentStatus;
+  }
+
+  get progress(): TransferProgress {
+    return { ...this.latest };
+  }
+
+  pause(): void {
+    if (isTerminal(this.currentStatus) || this.wantPaused) return;
+    this.wantPaused = true;
+    this.handles?.pause();
+    this.setStatus('PAUSED');
+  }
+
+  resume(): void {
+    if (isTerminal(this.currentStatus) || !this.wantPaused) return;
+    this.wantPaused = false;
+    this.handles?.resume();
+    this.setStatus(this.sessionStarted ? 'RUNNING' : 'QUEUED');
+  }
+
+  /** Stops the session and cancels the transfer on the service; resolves once the service was told. */
+  async cancel(): Promise<void> {
+    if (isTerminal(this.currentStatus) || this.controller.signal.aborted) return;
+    this.controller.abort(new Error('canceled'));
+    await Promise.all(
+      this.init.chunks
+        .filter((c) => !c.completed)
+        .map((c) =>
+          this.init.api.cancelTransfer(c.spec.slipstream.transfer_id).catch(() => {
+            // Already ended (409), unknown (404) or unreachable: the local session is stopped either way.
+          }),
+        ),
+    );
+    await this.init.journal?.delete(this.init.journalKey);
+  }
+
+  /** Status updates, starting with the current one, ending after COMPLETED, FAILED or CANCELED. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<TransferStatus> {
+    const queue = new BoundedAsyncQueue<TransferStatus>(statusQueueCapacity);
+    queue.push(this.currentStatus);
+    if (isTerminal(this.currentStatus)) queue.close();
+    else this.iterators.add(queue);
+    const detach = () => this.iterators.delete(queue);
+    const originalReturn = queue.return.bind(queue);
+    queue.return = () => {
+      detach();
+      return originalReturn();
+    };
+    return queue;
+  }
+
+  private setStatus(status: TransferStatus): void {
+    if (status === this.currentStatus || isTerminal(this.currentStatus)) return;
+    this.currentStatus = status;
+    for (const queue of this.iterators) queue.push(status);
+    if (isTerminal(status)) {
+      for (const queue of this.iterators) queue.close();
+      this.iterators.clear();
+    }
+    this.emit('status', status);
+  }
+
+  private async run(): Promise<TransferResult> {
+    // Let the caller attach listeners after `await client.upload(…)` before anything happens.
+    await new Promise((next) => setImmediate(next));
+    const started = performance.now();
+    const signal = this.controller.signal;
+    const fileErrors: SessionFileError[] = [];
+    let bytesBefore = 0;
+    let filesBefore = 0;
+    for (const chunk of this.init.chunks) {
+      if (chunk.completed) {
+        bytesBefore += chunk.bytesTotal ?? 0;
+        filesBefore += chunk.filesTotal ?? 0;
+        continue;
+      }
+      if (signal.aborted) return this.finish('CANCELED', started, fileErrors);
+      this.handles = undefined;
+      this.sessionStarted = true;
+      if (!this.wantPaused) this.setStatus('RUNNING');
+      const before = { bytes: bytesBefore, files: filesBefore };
+      let result: SessionResult;
+      try {
+        result = await this.init.runner(chunk.spec, chunk.job, {
+          onProgress: (p) => {
+            this.latest = {
+              bytesDone: before.bytes + p.bytesDone,
+              bytesTotal: this.init.bytesTotal ?? p.bytesTotal,
+              rateKbps: p.rateKbps,
+              filesDone: before.files + p.filesDone,
+              filesTotal: this.init.filesTotal ?? p.filesTotal,
+            };
+            this.emit('progress', this.progress);
+          },
+          onStatus: (status) => {
+            // Final statuses come from the result; a pause asked for here wins over the session's RUNNING.
+            if (isTerminal(status) || (this.wantPaused && status === 'RUNNING')) return;
+            this.setStatus(status);
+          },
+          attach: (handles) => {
+            this.handles = handles;
+            if (this.wantPaused) handles.pause();
+          },
+          signal,
+        });
+      } catch (error) {
+        if (signal.aborted) return this.finish('CANCELED', started, fileErrors);
+        return this.finish('FAILED', started, fileErrors, errorInfo(error));
+      }
+      fileErrors.push(...result.fileErrors);
+      bytesBefore += result.bytesDone;
+      filesBefore += result.filesDone;
+      this.latest = { ...this.latest, bytesDone: bytesBefore, filesDone: filesBefore };
+      if (signal.aborted) return this.finish('CANCELED', started, fileErrors);
+      if (result.status !== 'COMPLETED') return this.finish(result.status, started, fileErrors, result.error);
+      chunk.completed = true;
+    }
+    return this.finish('COMPLETED', started, fileErrors);
+  }
+
+  private async finish(status: FinalStatus, started: number, fileErrors: SessionFileError[], error?: { code: string; message: string }): Promise<TransferResult> {
+    // A failed transfer keeps its journal entry: a re-run continues it while the token is valid.
+    if (status !== 'FAILED') await this.init.journal?.delete(this.init.journalKey).catch(() => undefined);
+    this.latest = { ...this.latest, rateKbps: 0 };
+    this.setStatus(status);
+    return {
+      id: this.id,
+      transferIds: this.transferIds,
+      status,
+      ...this.latest,
+      elapsedMs: Math.round(performance.now() - started),
+      resumed: this.resumed,
+      fileErrors,
+      ...(error ? { error } : {}),
+    };
+  }
+}
+
+function errorInfo(error: unknown): { code: string; message: string } {
+  if (error instanceof SlipstreamApiError) return { code: error.code, message: error.message };
+  const e = error as { name?: string; code?: unknown; message?: string };
+  return { code: typeof e?.code === 'string' ? e.code : (e?.name ?? 'Error'), message: e?.message ?? String(error) };
+}
