@@ -29,6 +29,8 @@ export interface ConnectionConfig {
   sendBufferBytes: number;
   /** Receiver: longest an ACK may wait. */
   maxAckDelayMs: number;
+  /** Packets sent under one key before a key update (tests lower it to exercise updates). */
+  packetsPerKey: number;
 }
 
 export const defaultConnectionConfig: ConnectionConfig = {
@@ -41,6 +43,7 @@ export const defaultConnectionConfig: ConnectionConfig = {
   initialRateKbps: 10_000,
   sendBufferBytes: 64 * 1024 * 1024,
   maxAckDelayMs: 5,
+  packetsPerKey,
 };
 
 export const CloseCode = {
@@ -1004,7 +1007,7 @@ export class Connection implements FrameVisitor {
   private seal(now: number, record: SentPacket): Transmit | undefined {
     const w = this.writer;
     const size = shortHeaderBytes + w.at + tagBytes;
-    if (this.packetsWithSendKey >= packetsPerKey) {
+    if (this.packetsWithSendKey >= this.config.packetsPerKey) {
       this.sendKey = this.sendKey!.next();
       this.sendKeyPhase ^= 1;
       this.packetsWithSendKey = 0;
