@@ -29,6 +29,7 @@ export interface SessionDeps {
 /** Files per transfer, at most: a bound on the manifest a client can make the engine hold. */
 const maxFilesPerTransfer = 100_000;
 const cancelPollMs = 3_000;
+const progressIntervalMs = 1_000;
 /** Data handed to the connection per pump turn, at most. */
 const pumpBytes = 4 * 1024 * 1024;
 
@@ -50,6 +51,8 @@ export class EngineSession {
   private ready = false;
   private ended = false;
   private cancelTimer: NodeJS.Timeout | undefined;
+  private progressTimer: NodeJS.Timeout | undefined;
+  private lastProgress = { atMs: Date.now(), bytes: 0 };
   private readonly startedAtMs = Date.now();
 
   constructor(
@@ -80,6 +83,10 @@ export class EngineSession {
       this.ready = true;
       this.cancelTimer = setInterval(() => void this.checkCanceled(), cancelPollMs);
       this.cancelTimer.unref();
+      if (this.ticket.direction === 'receive') {
+        this.progressTimer = setInterval(() => void this.downloadProgress(), progressIntervalMs);
+        this.progressTimer.unref();
+      }
       this.processQueued();
     } catch (error) {
       this.refuse(error);
@@ -93,6 +100,18 @@ export class EngineSession {
     this.deps.log.warn('session refused', { transferId: this.ticket.transferId, reason: message });
     this.conn.close(CloseCode.refused, message);
     this.driver.kick();
+  }
+
+  /** Uploads report through their sink; a download reports what the client has acknowledged. */
+  private async downloadProgress(): Promise<void> {
+    const skipped = this.haveRanges.reduce((sum, [s, e]) => sum + (e - s), 0);
+    const bytes = skipped + this.conn.stats().dataBytesAcked;
+    const nowMs = Date.now();
+    const rateKbps = Math.round(((bytes - this.lastProgress.bytes) * 8) / Math.max(1, nowMs - this.lastProgress.atMs));
+    this.lastProgress = { atMs: nowMs, bytes };
+    await this.deps.transfers.updateProgress(this.ticket.transferId, bytes, rateKbps, new Date(nowMs)).catch((error: unknown) =>
+      this.deps.log.warn('progress not recorded', { transferId: this.ticket.transferId, error: String(error) }),
+    );
   }
 
   private async checkCanceled(): Promise<void> {
@@ -328,6 +347,7 @@ export class EngineSession {
     if (this.ended) return;
     this.ended = true;
     if (this.cancelTimer) clearInterval(this.cancelTimer);
+    if (this.progressTimer) clearInterval(this.progressTimer);
     const transferId = this.ticket.transferId;
     const allDone = this.files.length > 0 ? this.files.every((f) => this.filesDone.has(f.index)) : this.manifestDone || this.source !== undefined;
     try {

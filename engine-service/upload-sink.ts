@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -9,7 +8,6 @@ import {
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { PartRecord, PartRepository } from '../core/state/parts';
 import { isActive, type TransferRepository } from '../core/state/transfers';
 import { RangeSet } from '../protocol/ranges';
@@ -144,7 +142,6 @@ export class UploadSink {
   private readonly partConcurrency: number;
   private readonly now: () => Date;
   private readonly onFileError?: (fileIndex: number, error: Error) => void;
-  private readonly progress: TransferProgress;
 
   private readonly streamLayout = new StreamLayout();
   private readonly fileStates: FileState[] = [];
@@ -173,7 +170,6 @@ export class UploadSink {
     this.partConcurrency = options.partConcurrency ?? 4;
     this.now = options.now ?? (() => new Date());
     this.onFileError = options.onFileError;
-    this.progress = new TransferProgress(options.parts.db, options.parts.tableName, options.transferId);
     if (!(this.maxBufferedBytes >= 1)) throw new RangeError('maxBufferedBytes must be positive');
     if (!(this.partConcurrency >= 1)) throw new RangeError('partConcurrency must be at least 1');
   }
@@ -693,45 +689,6 @@ export class UploadSink {
     // bytes × 8 bits ÷ ms = kbit/s
     const rateKbps = last && elapsedMs > 0 ? Math.round(((bytes - last.bytes) * 8) / elapsedMs) : 0;
     this.lastProgress = { at: now.getTime(), bytes };
-    await this.progress.update(bytes, rateKbps, now);
-  }
-}
-
-/**
- * Progress on the transfer record (pk `TRANSFER#<id>`, sk `META`) while the transfer is active: an ended
- * transfer stays ended, a paused one stays paused.
- */
-export class TransferProgress {
-  constructor(
-    private readonly db: DynamoDBDocumentClient,
-    private readonly tableName: string,
-    private readonly transferId: string,
-  ) {}
-
-  /** False when the transfer is missing or has ended. */
-  async update(bytesTransferred: number, rateKbps: number, now: Date): Promise<boolean> {
-    const values = { ':bytes': bytesTransferred, ':rate': rateKbps, ':now': now.toISOString() };
-    const attempts = [
-      { set: ', #status = :running', condition: '#status IN (:queued, :running)', extra: { ':queued': 'QUEUED', ':running': 'RUNNING' } },
-      { set: '', condition: '#status = :paused', extra: { ':paused': 'PAUSED' } },
-    ];
-    for (const attempt of attempts) {
-      try {
-        await this.db.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { pk: `TRANSFER#${this.transferId}`, sk: 'META' },
-            UpdateExpression: `SET bytesTransferred = :bytes, rateKbps = :rate, updatedAt = :now${attempt.set}`,
-            ConditionExpression: `attribute_exists(pk) AND ${attempt.condition}`,
-            ExpressionAttributeNames: { '#status': 'status' },
-            ExpressionAttributeValues: { ...values, ...attempt.extra },
-          }),
-        );
-        return true;
-      } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      }
-    }
-    return false;
+    await this.transfers.updateProgress(this.transferId, bytes, rateKbps, now);
   }
 }

@@ -184,6 +184,36 @@ export class TransferRepository {
     }
   }
 
+  /**
+   * Live progress from a running session; a QUEUED transfer becomes RUNNING, a PAUSED one stays paused,
+   * an ended one is left alone (returns false).
+   */
+  async updateProgress(id: string, bytesTransferred: number, rateKbps: number, now: Date): Promise<boolean> {
+    const values = { ':bytes': bytesTransferred, ':rate': rateKbps, ':now': now.toISOString() };
+    const attempts = [
+      { set: ', #status = :running', condition: '#status IN (:queued, :running)', extra: { ':queued': 'QUEUED', ':running': 'RUNNING' } },
+      { set: '', condition: '#status = :paused', extra: { ':paused': 'PAUSED' } },
+    ];
+    for (const attempt of attempts) {
+      try {
+        await this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: `TRANSFER#${id}`, sk: 'META' },
+            UpdateExpression: `SET bytesTransferred = :bytes, rateKbps = :rate, updatedAt = :now${attempt.set}`,
+            ConditionExpression: `attribute_exists(pk) AND ${attempt.condition}`,
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ...values, ...attempt.extra },
+          }),
+        );
+        return true;
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+    }
+    return false;
+  }
+
   async recordUploadId(uploadId: string, transferId: string): Promise<void> {
     await this.db.send(
       new PutCommand({ TableName: this.tableName, Item: { pk: `UPLOAD#${uploadId}`, sk: 'UPLOAD', transferId } }),

@@ -25,6 +25,8 @@ let stack: LocalStack;
 const s3rverTarget = () => ({ name: 's3rver' as const, endpoint: stack.s3Endpoint, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
 
 beforeAll(async () => {
+  // A short drain so the SIGTERM test does not wait the production 30 s.
+  process.env.SLIPSTREAM_DRAIN_TIMEOUT_MS = '300';
   stack = await startLocalStack({
     listenHost: '127.0.0.1',
     publicHost: '127.0.0.1',
@@ -134,6 +136,26 @@ describe('the UDP engine on loopback', () => {
     const result = await runUdpSession(spec, { direction: 'upload', files: job }, quiet());
     expect(result.status).toBe('COMPLETED');
     expect((await readObject(s3rverTarget(), 'local', 'resume-engine/e.bin')).equals(data)).toBe(true);
+  });
+
+  it('drains on SIGTERM: the running session is closed for a resume, which another engine completes', async () => {
+    const data = testBytes(40 * MiB, 9);
+    const job = writeFiles(join(dir, 'drain'), { 'd.bin': data });
+    const spec = await setup('upload', [{ source: 'd.bin', size: data.length }], '/drain');
+    const parts = new PartRepository(createDocumentClient(stack.config), stack.config.tableName);
+    const first = runUdpSession(spec, { direction: 'upload', files: job }, quiet());
+    for (let i = 0; i < 600 && (await parts.allParts(spec.slipstream.transfer_id)).length < 1; i += 1) await new Promise((r) => setTimeout(r, 50));
+    const engine = stack.engine().process;
+    const exited = new Promise<number | null>((resolve) => engine.once('exit', (code) => resolve(code)));
+    engine.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const interrupted = await first;
+    expect(interrupted.status).toBe('FAILED');
+    expect(interrupted.error?.message).toMatch(/shutting down/);
+    await stack.restartEngine();
+    const result = await runUdpSession(spec, { direction: 'upload', files: job }, quiet());
+    expect(result.status).toBe('COMPLETED');
+    expect((await readObject(s3rverTarget(), 'local', 'drain/d.bin')).equals(data)).toBe(true);
   });
 
   it('gets no answer at all for a forged or expired token', async () => {
