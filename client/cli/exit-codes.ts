@@ -1,5 +1,4 @@
 import {
-  SessionUnavailableError,
   SlipstreamApiError,
   SlipstreamConfigError,
   SlipstreamInputError,
@@ -38,7 +37,6 @@ export function exitCodeFor(error: unknown): ExitCodeValue {
   if (error instanceof SlipstreamConfigError) return ExitCode.configOrAuth;
   if (error instanceof SlipstreamNetworkError) return ExitCode.network;
   if (error instanceof TransferFailedError) return ExitCode.transferFailed;
-  if (error instanceof SessionUnavailableError) return ExitCode.unexpected;
   if (error instanceof SlipstreamApiError) {
     if (refusedCodes.has(error.code) || error.status === 409) return ExitCode.refused;
     if (error.status === 401 || error.status === 403) return ExitCode.configOrAuth;

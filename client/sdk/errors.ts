@@ -34,11 +34,3 @@ export class SlipstreamConfigError extends Error {
 export class SlipstreamInputError extends Error {
   override name = 'SlipstreamInputError';
 }
-
-/** The UDP session module (`client/sdk/session.ts`) is not there or did not load. */
-export class SessionUnavailableError extends Error {
-  override name = 'SessionUnavailableError';
-  constructor(options?: { cause?: unknown }) {
-    super('UDP session runner not available', options);
-  }
-}

@@ -68,9 +68,3 @@ export interface UdpCheckResult {
 
 /** For `slip doctor`: can a session with this spec reach the engine over UDP? */
 export type UdpCheck = (spec: TransferSpec, options: { timeoutMs: number }) => Promise<UdpCheckResult>;
-
-/** What `client/sdk/session.ts` exports. `checkUdp` is optional until the session engineer adds it. */
-export interface SessionModule {
-  runUdpSession: SessionRunner;
-  checkUdp?: UdpCheck;
-}

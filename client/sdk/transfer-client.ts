@@ -17,13 +17,13 @@ import { SlipstreamApiError, SlipstreamInputError } from './errors';
 import { expandUploadPaths, parseS3Url, type LocalFile, type SkippedEntry } from './files';
 import { TransferJournal, journalKey, type JournalKeyInput } from './journal';
 import { BoundedAsyncQueue } from './queue';
-import { loadSessionModule } from './session-loader';
+import { runUdpSession } from './session';
 import type { SessionFileError, SessionHandles, SessionJob, SessionResult, SessionRunner } from './session-types';
 
 export interface TransferClientOptions {
   endpoint?: string;
   apiKey?: string;
-  /** Runs one UDP session; defaults to `runUdpSession` from `./session`, loaded on first use. */
+  /** Runs one UDP session; defaults to `runUdpSession` from `./session`. */
   sessionRunner?: SessionRunner;
   requestTimeoutMs?: number;
   /** The resume journal; `false` turns it off. Defaults to one under `~/.cache/slipstream`. */
@@ -122,7 +122,7 @@ const withoutPaths = (spec: TransferSpec): TransferSpec => ({ ...spec, paths: []
 export class TransferClient {
   readonly config: ResolvedConfig & { endpoint: string; apiKey: string };
   readonly api: SlipstreamApi;
-  private readonly sessionRunner: SessionRunner | undefined;
+  private readonly runner: SessionRunner;
   private readonly journal: TransferJournal | undefined;
 
   constructor(options: TransferClientOptions = {}) {
@@ -140,7 +140,7 @@ export class TransferClient {
       timeoutMs: options.requestTimeoutMs ?? defaultRequestTimeoutMs,
       ...(options.fetch ? { fetch: options.fetch } : {}),
     });
-    this.sessionRunner = options.sessionRunner;
+    this.runner = options.sessionRunner ?? runUdpSession;
     this.journal = options.journal === false ? undefined : (options.journal ?? new TransferJournal());
   }
 
@@ -161,7 +161,6 @@ export class TransferClient {
       if (problem) throw new SlipstreamInputError(`${file.localPath} cannot be stored as "${key.slice(0, 200)}": the object key ${problem}`);
     }
     await this.preflight(target.bucket);
-    const runner = await this.runner();
 
     const groups = chunkFiles(files);
     const requests: TransferRequest[] = groups.map((group) => ({
@@ -178,7 +177,7 @@ export class TransferClient {
       filesTotal: group.length,
       completed: completed[i]!,
     }));
-    return new Transfer({ api: this.api, runner, chunks, journal: this.journal, journalKey: key, resumed, bytesTotal: totalBytes, filesTotal: files.length, skipped });
+    return new Transfer({ api: this.api, runner: this.runner, chunks, journal: this.journal, journalKey: key, resumed, bytesTotal: totalBytes, filesTotal: files.length, skipped });
   }
 
   /**
@@ -197,13 +196,12 @@ export class TransferClient {
     const localRoot = resolve(localDir);
     await mkdir(localRoot, { recursive: true });
     await this.preflight(location.bucket);
-    const runner = await this.runner();
 
     const request: TransferRequest = { paths: [{ source: path }], ...(sourceRoot !== '' ? { source_root: sourceRoot } : {}), ...rateFields(options) };
     const identity: JournalKeyInput = { direction: 'download', endpoint: this.config.endpoint, bucket: location.bucket, prefix: sourceRoot, paths: [path], localRoot };
     const { specs, completed, resumed, key } = await this.specsFor(identity, [request], (r) => this.api.downloadSetup(location.bucket, r));
     const chunk: Chunk = { spec: specs[0]!, job: { direction: 'download', paths: [path], localRoot }, bytesTotal: null, filesTotal: null, completed: completed[0]! };
-    return new Transfer({ api: this.api, runner, chunks: [chunk], journal: this.journal, journalKey: key, resumed, bytesTotal: null, filesTotal: null, skipped: [] });
+    return new Transfer({ api: this.api, runner: this.runner, chunks: [chunk], journal: this.journal, journalKey: key, resumed, bytesTotal: null, filesTotal: null, skipped: [] });
   }
 
   /** Connection info: auth, bucket existence and immutability are checked before anything is created. */
@@ -212,10 +210,6 @@ export class TransferClient {
     if (info.protocolVersion !== protocolVersion) {
       throw new SlipstreamApiError(200, 'UnsupportedProtocol', `the service speaks transfer protocol ${info.protocolVersion}; this client speaks ${protocolVersion}`);
     }
-  }
-
-  private async runner(): Promise<SessionRunner> {
-    return this.sessionRunner ?? (await loadSessionModule()).runUdpSession;
   }
 
   /**

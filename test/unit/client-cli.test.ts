@@ -7,7 +7,6 @@ import { etaSeconds, formatBytes, formatDuration, formatProgressLine, formatRate
 import type { CliIo } from '../../client/cli/io';
 import { ProgressReporter } from '../../client/cli/progress';
 import {
-  SessionUnavailableError,
   SlipstreamApiError,
   SlipstreamConfigError,
   SlipstreamInputError,
@@ -103,7 +102,6 @@ describe('exit codes', () => {
     [new SlipstreamApiError(200, 'InvalidResponse', 'x'), ExitCode.unexpected],
     [new SlipstreamNetworkError('refused'), ExitCode.network],
     [new TransferFailedError('x'), ExitCode.transferFailed],
-    [new SessionUnavailableError(), ExitCode.unexpected],
     [new TypeError('bug'), ExitCode.unexpected],
     ['a string', ExitCode.unexpected],
   ])('%o → %i', (error, code) => expect(exitCodeFor(error)).toBe(code));

@@ -3,11 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { TransferSpec, TransferStatus } from '../../contracts';
-import { SessionUnavailableError, SlipstreamApiError, SlipstreamInputError } from '../../client/sdk/errors';
+import { SlipstreamApiError, SlipstreamInputError } from '../../client/sdk/errors';
 import type { LocalFile } from '../../client/sdk/files';
 import { TransferJournal, journalKey } from '../../client/sdk/journal';
 import { BoundedAsyncQueue } from '../../client/sdk/queue';
-import { loadSessionModule } from '../../client/sdk/session-loader';
 import type { SessionCallbacks, SessionJob, SessionResult, SessionRunner } from '../../client/sdk/session-types';
 import { TransferClient, chunkFiles, statusQueueCapacity, type Transfer } from '../../client/sdk/transfer-client';
 import { createTestApi, type TestApi } from '../support/harness';
@@ -249,17 +248,6 @@ describe('TransferClient.download', () => {
 
   it('refuses a whole-bucket download', async () => {
     await expect(client(vi.fn<SessionRunner>()).download(`s3://${bucket}`, dir)).rejects.toThrow(/name a key or prefix/);
-  });
-});
-
-describe('session loader', () => {
-  it('says the UDP runner is not available when the module is missing or incomplete', async () => {
-    const missing = loadSessionModule(() => Promise.reject(Object.assign(new Error("Cannot find module './session'"), { code: 'ERR_MODULE_NOT_FOUND' })));
-    await expect(missing).rejects.toThrow(SessionUnavailableError);
-    await expect(missing).rejects.toThrow('UDP session runner not available');
-    await expect(loadSessionModule(() => Promise.resolve({}))).rejects.toThrow(SessionUnavailableError);
-    const runUdpSession = vi.fn<SessionRunner>();
-    expect(await loadSessionModule(() => Promise.resolve({ runUdpSession }))).toEqual({ runUdpSession });
   });
 });
 

@@ -1,6 +1,5 @@
 import { SlipstreamApi } from '../../sdk/api';
 import { requireConfig, resolveConfig, type ResolvedConfig } from '../../sdk/config';
-import type { ModuleImporter } from '../../sdk/session-loader';
 import type { SessionRunner } from '../../sdk/session-types';
 import type { GlobalFlags } from '../args';
 import type { CliIo } from '../io';
@@ -8,8 +7,6 @@ import type { CliIo } from '../io';
 /** What tests may swap when they run the CLI in-process. */
 export interface CliDeps {
   sessionRunner?: SessionRunner;
-  /** Loads `client/sdk/session.ts` (doctor's UDP check). */
-  importSession?: ModuleImporter;
   fetch?: typeof fetch;
 }
 

@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { bucketNameProblem, type TransferSpec } from '../../../contracts';
 import { SlipstreamApi } from '../../sdk/api';
 import { requireConfig, type ResolvedConfig } from '../../sdk/config';
-import { SessionUnavailableError, SlipstreamApiError } from '../../sdk/errors';
-import { loadSessionModule, type ModuleImporter } from '../../sdk/session-loader';
+import { SlipstreamApiError } from '../../sdk/errors';
+import { checkUdp } from '../../sdk/session';
 import { parseCommand } from '../args';
 import { ExitCode, UsageError, exitCodeFor } from '../exit-codes';
 import { formatDuration, maskSecret } from '../format';
@@ -50,7 +50,6 @@ export interface DoctorOptions {
   resolve: () => ResolvedConfig;
   bucket: string | undefined;
   fetch?: typeof fetch;
-  importSession?: ModuleImporter;
 }
 
 /** Runs the checks in order; a check that cannot run because an earlier one failed is `skip`. */
@@ -141,7 +140,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     checks.push(failure('token', error));
   }
 
-  checks.push(await udpCheck(spec, options.importSession));
+  checks.push(await udpCheck(spec));
   // The probe's transfer would otherwise stay QUEUED in `slip ls --active`.
   if (spec) await api.cancelTransfer(spec.slipstream.transfer_id).catch(() => undefined);
   return report(config.endpoint, bucket);
@@ -181,18 +180,10 @@ async function probeSpec(api: SlipstreamApi, bucket: string): Promise<TransferSp
   }
 }
 
-async function udpCheck(spec: TransferSpec | undefined, importSession: ModuleImporter | undefined): Promise<DoctorCheck> {
+async function udpCheck(spec: TransferSpec | undefined): Promise<DoctorCheck> {
   if (!spec) return { name: 'udp', status: 'skip', detail: 'needs a transfer spec (see token)' };
-  let module;
   try {
-    module = await loadSessionModule(importSession);
-  } catch (error) {
-    if (error instanceof SessionUnavailableError) return { name: 'udp', status: 'skip', detail: 'not checked: UDP engine not available' };
-    throw error;
-  }
-  if (!module.checkUdp) return { name: 'udp', status: 'skip', detail: 'not checked: the UDP session module has no checkUdp' };
-  try {
-    const result = await module.checkUdp(spec, { timeoutMs: udpCheckTimeoutMs });
+    const result = await checkUdp(spec, { timeoutMs: udpCheckTimeoutMs });
     return result.ok
       ? { name: 'udp', status: 'ok', detail: result.detail }
       : { name: 'udp', status: 'fail', detail: result.detail, exitCode: ExitCode.network };
@@ -214,7 +205,6 @@ export async function doctorCommand(ctx: CommandContext): Promise<number> {
     resolve: () => configFor(ctx, globals),
     bucket,
     ...(ctx.deps.fetch ? { fetch: ctx.deps.fetch } : {}),
-    ...(ctx.deps.importSession ? { importSession: ctx.deps.importSession } : {}),
   });
   if (globals.json) {
     printJson(ctx, result);
