@@ -158,6 +158,44 @@ describe('the UDP engine on loopback', () => {
     expect((await readObject(s3rverTarget(), 'local', 'drain/d.bin')).equals(data)).toBe(true);
   });
 
+  it('pauses and resumes an upload, and a cancel ends it as CANCELED on the service', async () => {
+    const data = testBytes(24 * MiB, 12);
+    const job = writeFiles(join(dir, 'pause'), { 'p.bin': data });
+    const spec = await setup('upload', [{ source: 'p.bin', size: data.length }], '/pause');
+    let handles: { pause(): void; resume(): void } | undefined;
+    let latest = 0;
+    const statuses: string[] = [];
+    const running = runUdpSession(spec, { direction: 'upload', files: job }, {
+      onProgress: (p) => (latest = p.bytesDone),
+      onStatus: (s) => statuses.push(s),
+      attach: (h) => (handles = h),
+      signal: new AbortController().signal,
+    });
+    for (let i = 0; i < 200 && latest < 2 * MiB; i += 1) await new Promise((r) => setTimeout(r, 25));
+    handles!.pause();
+    await new Promise((r) => setTimeout(r, 500));
+    const atPause = latest;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(latest - atPause).toBeLessThan(MiB);
+    handles!.resume();
+    expect((await running).status).toBe('COMPLETED');
+    expect(statuses).toEqual(expect.arrayContaining(['RUNNING', 'PAUSED']));
+    expect((await readObject(s3rverTarget(), 'local', 'pause/p.bin')).equals(data)).toBe(true);
+
+    const cancelSpec = await setup('upload', [{ source: 'p.bin', size: data.length }], '/canceled');
+    const controller = new AbortController();
+    const canceled = runUdpSession(cancelSpec, { direction: 'upload', files: job }, { ...quiet(), signal: controller.signal });
+    await new Promise((r) => setTimeout(r, 300));
+    controller.abort();
+    expect((await canceled).status).toBe('CANCELED');
+    let record: Record<string, unknown> = {};
+    for (let i = 0; i < 40 && record.status !== 'CANCELED'; i += 1) {
+      await new Promise((r) => setTimeout(r, 50));
+      record = await api(`/v1/transfers/${cancelSpec.slipstream.transfer_id}`);
+    }
+    expect(record.status).toBe('CANCELED');
+  });
+
   it('gets no answer at all for a forged or expired token', async () => {
     const spec = await setup('upload', [{ source: 'x.bin', size: 1 }], '/refused');
     const forged = { ...spec, token: spec.token.slice(0, -4) + 'AAAA' };
