@@ -222,6 +222,13 @@ export class Connection implements FrameVisitor {
   private closeReason = '';
   private closeDeadlineMs = 0;
   private closeFrameDue = false;
+  /** Closing: packet numbers that carried our CLOSE (an ACK of one ends the closing), and the next resend. */
+  private readonly closePns: number[] = [];
+  private closeRetryMs = Infinity;
+  private closeRetries = 0;
+  /** Closed by the peer's CLOSE: acknowledge it (once per CLOSE received), so the peer can stop. */
+  private closedByPeer = false;
+  private closeAckDue = false;
 
   // Per-packet scratch
   private readonly plain: Buffer;
@@ -349,6 +356,8 @@ export class Connection implements FrameVisitor {
     this.unsent.add(offset, offset + take);
     this.writtenEnd = offset + take;
     this.bufferedBytes += take;
+    // A write that fills the buffer exactly (take === bytes.length) blocks the writer all the same.
+    if (this.bufferedBytes >= this.config.sendBufferBytes) this.wasBlockedOnBuffer = true;
     return take;
   }
 
@@ -386,20 +395,28 @@ export class Connection implements FrameVisitor {
     }
     this.state = 'closing';
     this.closeFrameDue = true;
-    this.closeDeadlineMs = this.nowMs + 3 * this.ptoMs();
+    // The peer acknowledges CLOSE; until then resend it on a backed-off timer, for at most this long
+    // (long enough to outlast an outage of a few seconds, so the peer does not sit out its idle timeout).
+    this.closeDeadlineMs = this.nowMs + Math.max(3 * this.ptoMs(), this.config.idleTimeoutMs / 3);
+    this.closeRetryMs = this.nowMs + this.ptoMs();
   }
 
   // ── Input ───────────────────────────────────────────────────────────────────────────────────────
 
   handleDatagram(now: number, remote: string, bytes: Buffer): void {
     this.nowMs = Math.max(this.nowMs, now);
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' && !this.closedByPeer) return;
     this.stats_.bytesReceived += bytes.length;
     if (!this.addressValidated) this.bytesReceivedUnvalidated += bytes.length;
     const type = bytes[0];
     if (type === PacketType.clientHello) {
       // The client did not get our ServerHello: send it again (it is smaller than this hello).
-      if (this.role === 'server' && !this.addressValidated && this.serverHello) this.helloDueMs = now;
+      // Until the client is validated the newest hello's address is as good as the first: answer there
+      // (a NAT may have rebound between two hellos). The amplification budget still bounds what we send.
+      if (this.role === 'server' && !this.addressValidated && this.serverHello) {
+        this.helloDueMs = now;
+        this.remote = remote;
+      }
       return;
     }
     if (type === PacketType.serverHello) {
@@ -502,6 +519,12 @@ export class Connection implements FrameVisitor {
       return;
     }
     this.stats_.packetsReceived += 1;
+    if (this.state === 'closed') {
+      // Closed by the peer, which is still sending (a resent CLOSE: our ACK was lost): ACK it again.
+      this.receivedPns.add(pn, pn + 1);
+      this.closeAckDue = true;
+      return;
+    }
     this.lastReceiveMs = now;
     if (!this.addressValidated) this.addressValidated = true;
     if (remote !== this.remote && pn > this.largestReceivedPn) {
@@ -514,6 +537,9 @@ export class Connection implements FrameVisitor {
       return;
     }
     this.recordReceivedPacket(pn, this.packetAckEliciting);
+    // Closing: the peer is still talking, so our CLOSE was lost (or is in flight): send it again.
+    // One small CLOSE per authenticated packet received: never more than the peer sends.
+    if (this.state === 'closing') this.closeFrameDue = true;
   }
 
   private recordReceivedPacket(pn: number, ackEliciting: boolean): void {
@@ -551,8 +577,11 @@ export class Connection implements FrameVisitor {
   }
 
   closeFrame(code: number, reason: string): void {
+    if (this.state === 'closed') return;
     this.closeCode = code;
     this.closeReason = reason;
+    this.closedByPeer = true;
+    this.closeAckDue = true;
     this.finishClose(true);
   }
 
@@ -610,6 +639,11 @@ export class Connection implements FrameVisitor {
   }
 
   ack(ackDelayUs: number, ranges: [number, number][]): void {
+    if (this.state === 'closing') {
+      // The peer got our CLOSE: done.
+      if (this.closePns.some((pn) => ranges.some(([start, end]) => pn >= start && pn < end))) this.finishClose(false);
+      return;
+    }
     const now = this.nowMs;
     const largest = ranges[0]![1] - 1;
     if (largest >= this.nextPacketNumber) {
@@ -646,8 +680,9 @@ export class Connection implements FrameVisitor {
       this.largestAcked = largestNewlyAckedPn;
       if (ackElicitingAcked) {
         const sample = now - largestNewlyAcked.timeSentMs;
-        this.updateRtt(sample, ackDelayUs / 1000);
-        this.rate.onAck(now, sample, newlyAckedBytes);
+        // The rate reacts to queueing: give it the path's RTT, not the peer's ACK delay (up to
+        // maxAckDelayMs, more than the `low` policy's whole 4 ms queue target).
+        this.rate.onAck(now, this.updateRtt(sample, ackDelayUs / 1000), newlyAckedBytes);
       }
     } else {
       this.rate.onAck(now, this.srttMs || initialRttMs, newlyAckedBytes);
@@ -658,7 +693,8 @@ export class Connection implements FrameVisitor {
     this.freeAckedChunks();
   }
 
-  private updateRtt(sampleMs: number, ackDelayMs: number): void {
+  /** Returns the sample less the peer's ACK delay (when that leaves it at or above the minimum). */
+  private updateRtt(sampleMs: number, ackDelayMs: number): number {
     this.minRttMs = Math.min(this.minRttMs, sampleMs);
     const adjusted = sampleMs - ackDelayMs >= this.minRttMs ? sampleMs - Math.min(ackDelayMs, this.config.maxAckDelayMs) : sampleMs;
     if (this.srttMs === 0) {
@@ -668,6 +704,7 @@ export class Connection implements FrameVisitor {
       this.rttVarMs = 0.75 * this.rttVarMs + 0.25 * Math.abs(this.srttMs - adjusted);
       this.srttMs = 0.875 * this.srttMs + 0.125 * adjusted;
     }
+    return adjusted;
   }
 
   private onPacketAcked(packet: SentPacket): void {
@@ -703,13 +740,15 @@ export class Connection implements FrameVisitor {
     for (const pn of this.suspects) {
       const packet = pn >= this.sentBase ? this.sent[pn - this.sentBase] : undefined;
       if (!packet || packet.state !== 'inflight') continue;
-      if (this.largestAcked - pn >= packetThreshold || packet.timeSentMs <= now - lossDelay) {
+      // Compare the same sum pollTimeout() arms the timer with (not now − delay): with fractional
+      // times the two can round apart, and the timer would fire at `now` forever with nothing lost.
+      const lostAtMs = packet.timeSentMs + lossDelay;
+      if (this.largestAcked - pn >= packetThreshold || lostAtMs <= now) {
         this.onPacketLost(packet);
         this.sent[pn - this.sentBase] = undefined;
       } else {
         keep.push(pn);
-        const when = packet.timeSentMs + lossDelay;
-        this.lossTimeMs = this.lossTimeMs === undefined ? when : Math.min(this.lossTimeMs, when);
+        this.lossTimeMs = this.lossTimeMs === undefined ? lostAtMs : Math.min(this.lossTimeMs, lostAtMs);
       }
     }
     this.suspects = keep;
@@ -763,6 +802,11 @@ export class Connection implements FrameVisitor {
     if (this.state === 'closed') return;
     if (this.state === 'closing') {
       if (now >= this.closeDeadlineMs) this.finishClose(false);
+      else if (now >= this.closeRetryMs) {
+        this.closeFrameDue = true;
+        this.closeRetries += 1;
+        this.closeRetryMs = now + Math.min(this.ptoMs() * 2 ** this.closeRetries, maxPtoMs);
+      }
       return;
     }
     if (this.state === 'handshake') {
@@ -773,7 +817,7 @@ export class Connection implements FrameVisitor {
       }
       return;
     }
-    if (now - this.lastReceiveMs >= this.config.idleTimeoutMs) {
+    if (now >= this.lastReceiveMs + this.config.idleTimeoutMs) {
       this.closeCode = CloseCode.idleTimeout;
       this.closeReason = `nothing heard from the peer for ${this.config.idleTimeoutMs} ms`;
       this.finishClose(false);
@@ -799,24 +843,26 @@ export class Connection implements FrameVisitor {
       this.lastAckElicitingSentMs = now;
     }
     // Keep a quiet session (paused, or waiting on the application) alive.
-    if (now - this.lastSendMs >= this.config.idleTimeoutMs / 3) this.pingDue = true;
+    if (now >= this.lastSendMs + this.config.idleTimeoutMs / 3) this.pingDue = true;
   }
 
   pollTimeout(): number | undefined {
     if (this.state === 'closed') return undefined;
-    if (this.state === 'closing') return this.closeDeadlineMs;
+    if (this.state === 'closing') return Math.min(this.closeDeadlineMs, this.closeRetryMs);
     const candidates: number[] = [];
     if (this.state === 'handshake') {
       candidates.push(this.handshakeDeadlineMs);
       if (this.clientHello) candidates.push(this.helloDueMs);
       return Math.min(...candidates);
     }
-    candidates.push(this.lastReceiveMs + this.config.idleTimeoutMs, this.lastSendMs + this.config.idleTimeoutMs / 3);
+    candidates.push(this.lastReceiveMs + this.config.idleTimeoutMs);
+    // A keepalive the amplification limit forbids would leave this deadline in the past: a busy loop.
+    if (this.amplificationAllows(this.config.maxDatagramBytes)) candidates.push(this.lastSendMs + this.config.idleTimeoutMs / 3);
     if (this.ackDueMs !== undefined) candidates.push(this.ackDueMs);
     if (this.lossTimeMs !== undefined) candidates.push(this.lossTimeMs);
     const pto = this.ptoDeadline();
     if (pto !== undefined) candidates.push(pto);
-    if (this.addressValidated && this.hasDataToSend() && !this.inflightCapped()) {
+    if (this.addressValidated && (this.hasDataToSend() || this.hasControlToSend()) && !this.inflightCapped()) {
       this.pacer.refill(this.nowMs, this.rate.rateBps);
       candidates.push(this.pacer.nextSendMs(this.nowMs, this.rate.rateBps, this.config.maxDatagramBytes));
     }
@@ -834,6 +880,10 @@ export class Connection implements FrameVisitor {
   }
 
   // ── Output ──────────────────────────────────────────────────────────────────────────────────────
+
+  private hasControlToSend(): boolean {
+    return !this.controlUnsent.isEmpty || !this.controlRetransmit.isEmpty;
+  }
 
   private hasDataToSend(): boolean {
     if (this.sendingPaused) return false;
@@ -853,11 +903,13 @@ export class Connection implements FrameVisitor {
     this.nowMs = Math.max(this.nowMs, now);
     switch (this.state) {
       case 'closed':
-        return undefined;
+        return this.closeAckDue ? this.buildCloseAck(now) : undefined;
       case 'handshake':
         if (this.clientHello && now >= this.helloDueMs) {
           this.helloAttempts += 1;
-          this.helloDueMs = now + helloRetryMs * 2 ** Math.min(this.helloAttempts - 1, 3);
+          // Back off to once a second, not four: ten tries fit the 10 s handshake timeout, not five,
+          // so a lossy path or a few seconds' outage does not fail the connect (1.2 kB/s is nothing).
+          this.helloDueMs = now + helloRetryMs * 2 ** Math.min(this.helloAttempts - 1, 1);
           this.stats_.bytesSent += this.clientHello.length;
           return { remote: this.remote, bytes: this.clientHello };
         }
@@ -891,6 +943,7 @@ export class Connection implements FrameVisitor {
       if (!this.closeFrameDue) return undefined;
       this.closeFrameDue = false;
       w.close(this.closeCode, this.closeReason);
+      this.closePns.push(this.nextPacketNumber);
       return this.seal(now, record);
     }
 
@@ -902,13 +955,12 @@ export class Connection implements FrameVisitor {
       this.maxDataDue = false;
       this.packetAckEliciting = true;
     }
-    this.writeControl(record);
     const probing = this.probesDue > 0;
-    const canSendData = this.hasDataToSend() && (!this.inflightCapped() || probing);
-    if (canSendData) {
-      this.pacer.refill(now, this.rate.rateBps);
-      if (probing || this.pacer.canSend(this.config.maxDatagramBytes)) this.writeData(record);
-    }
+    this.pacer.refill(now, this.rate.rateBps);
+    // Control is paced and capped like data: a 256 KiB manifest must not leave as one line-rate burst.
+    const paced = probing || (this.pacer.canSend(this.config.maxDatagramBytes) && !this.inflightCapped());
+    if (paced) this.writeControl(record);
+    if (paced && this.hasDataToSend()) this.writeData(record);
     if ((this.pingDue || probing) && !this.packetAckEliciting) {
       w.ping();
       this.packetAckEliciting = true;
@@ -922,6 +974,15 @@ export class Connection implements FrameVisitor {
     }
     record.ackEliciting = this.packetAckEliciting;
     return this.seal(now, record);
+  }
+
+  /** Closed by the peer: one ACK-only packet for its CLOSE. */
+  private buildCloseAck(now: number): Transmit | undefined {
+    this.closeAckDue = false;
+    this.writer.reset();
+    this.writeAck(now);
+    if (this.writer.at === 0) return undefined;
+    return this.seal(now, { timeSentMs: now, sizeBytes: 0, ackEliciting: false, data: undefined, control: undefined, maxData: false, state: 'inflight' });
   }
 
   private writeAck(now: number): void {
@@ -963,10 +1024,18 @@ export class Connection implements FrameVisitor {
       if (!fromRetransmit && next >= this.peerMaxData) break;
       const limit = fromRetransmit ? Infinity : this.peerMaxData;
       const maxLength = Math.min(w.room - FrameWriter.streamFrameOverhead, limit - next);
-      const [start, end] = queue.shift(maxLength)!;
-      if (fromRetransmit && this.acked.covers(start, end)) continue;
+      let [start, end] = queue.shift(maxLength)!;
+      if (fromRetransmit) {
+        // Part of a lost range may have been acknowledged since (another copy got through) and its
+        // chunk freed: re-send only the unacknowledged parts, the first now and the rest later.
+        const gaps = this.acked.gaps(start, end);
+        if (gaps.length === 0) continue;
+        for (let i = 1; i < gaps.length; i += 1) queue.add(gaps[i]![0], gaps[i]![1]);
+        [start, end] = gaps[0]!;
+      }
       const bytes = this.readSendBuffer(start, end);
-      if (!bytes) continue;
+      // Unacknowledged bytes are always still buffered: losing them here would stall the stream for ever.
+      if (!bytes) throw new Error(`send buffer lost [${start}, ${end})`);
       w.data(start, bytes);
       (record.data ??= []).push(start, end);
       this.packetAckEliciting = true;
@@ -1025,7 +1094,7 @@ export class Connection implements FrameVisitor {
       this.sent.push(record);
       this.bytesInFlight += size;
       this.lastAckElicitingSentMs = now;
-      if (record.data) this.pacer.spend(size);
+      if (record.data || record.control) this.pacer.spend(size);
     } else {
       this.sent.push(undefined);
     }

@@ -19,6 +19,18 @@ const queueTargetMs: Record<Exclude<RatePolicy, 'fixed'>, { floorMs: number; rtt
 
 export const kbpsToBps = (kbps: number) => (kbps * 1000) / 8;
 
+/**
+ * No policy goes below this (bytes/s, ~1 full packet per 90 ms): at rate 0 the pacer never releases a
+ * packet, no ACK comes back, and nothing can raise the rate again.
+ */
+export const rateFloorBps = 16_000;
+/** A full packet's serialization at the bottleneck looks like queueing: tolerate this many of them. */
+const packetsOfQueue = 2;
+const packetBytesForTarget = 1400;
+/** Decisions (≈ RTTs) the delivery-rate maximum looks back over, and how far above it the rate may go. */
+const deliveryWindow = 8;
+const deliveryHeadroom = 1.5;
+
 export class RateController {
   /** Bytes per second. */
   rateBps: number;
@@ -28,13 +40,18 @@ export class RateController {
   private startup = true;
   private lastUpdateMs = -Infinity;
   private ackedSinceUpdate = 0;
+  /** Delivery rates of the last decisions (bytes/s): a policer or shallow buffer drops, it never queues. */
+  private readonly delivered: number[] = [];
+  private fullPipeBps = 0;
+  private roundsWithoutGrowth = 0;
 
   constructor(
     private readonly policy: RatePolicy,
-    private readonly bounds: RateBounds,
+    private bounds: RateBounds,
     initialBps: number,
   ) {
-    this.rateBps = policy === 'fixed' ? bounds.maxBps : clamp(initialBps, bounds.minBps, bounds.maxBps);
+    this.bounds = { minBps: Math.max(bounds.minBps, Math.min(rateFloorBps, bounds.maxBps)), maxBps: bounds.maxBps };
+    this.rateBps = policy === 'fixed' ? this.bounds.maxBps : clamp(initialBps, this.bounds.minBps, this.bounds.maxBps);
   }
 
   get baseRttMs(): number {
@@ -48,7 +65,11 @@ export class RateController {
   private targetDelayMs(): number {
     if (this.policy === 'fixed') return Infinity;
     const t = queueTargetMs[this.policy];
-    return Math.max(t.floorMs, t.rttShare * (Number.isFinite(this.minRttMs) ? this.minRttMs : 0));
+    // The min RTT often comes from a small packet (an ACK-eliciting PING); a full packet takes
+    // packetBytes / rate longer to serialize at a bottleneck near our rate. Below ~3 Mbit/s that alone
+    // exceeds the `low` floor (4 ms) and the rate would fall for ever.
+    const serializationMs = (packetsOfQueue * packetBytesForTarget * 1000) / this.rateBps;
+    return Math.max(t.floorMs, t.rttShare * (Number.isFinite(this.minRttMs) ? this.minRttMs : 0), serializationMs);
   }
 
   /** One RTT sample (ms) from an ACK, and the bytes it newly acknowledged. */
@@ -65,16 +86,27 @@ export class RateController {
     this.lastUpdateMs = nowMs;
     this.ackedSinceUpdate = 0;
 
+    this.delivered.push(deliveredBps);
+    if (this.delivered.length > deliveryWindow) this.delivered.shift();
+    const maxDeliveredBps = Math.max(...this.delivered);
+
     const queueMs = this.recentRttMs - this.minRttMs;
     const target = this.targetDelayMs();
     if (this.startup) {
-      if (queueMs < target / 2) {
+      // The pipe is full when delivery stops growing, queue or no queue (BBR's full-pipe test).
+      if (deliveredBps >= this.fullPipeBps * 1.25) {
+        this.fullPipeBps = deliveredBps;
+        this.roundsWithoutGrowth = 0;
+      } else {
+        this.roundsWithoutGrowth += 1;
+      }
+      if (queueMs < target / 2 && this.roundsWithoutGrowth < 3) {
         this.rateBps = Math.min(this.rateBps * 2, this.bounds.maxBps);
         return;
       }
       this.startup = false;
       // Leave startup at what the path delivered, not at the overshoot that built the queue.
-      this.rateBps = Math.max(deliveredBps, this.rateBps * 0.5);
+      this.rateBps = this.roundsWithoutGrowth >= 3 ? maxDeliveredBps : Math.max(deliveredBps, this.rateBps * 0.5);
     }
     if (queueMs <= target) {
       // Grow in proportion to the headroom left: fast when the queue is empty, gently near the target.
@@ -84,6 +116,9 @@ export class RateController {
       const excess = Math.min(1, (queueMs - target) / target);
       this.rateBps *= 1 - 0.25 * excess;
     }
+    // Never far above what the path delivers: drops at a policer or a shallow buffer show no queueing
+    // delay, only a delivery rate below the sending rate. 1.5× leaves random loss up to 33 % alone.
+    if (maxDeliveredBps > 0) this.rateBps = Math.min(this.rateBps, maxDeliveredBps * deliveryHeadroom);
     this.rateBps = clamp(this.rateBps, this.bounds.minBps, this.bounds.maxBps);
   }
 
@@ -91,6 +126,11 @@ export class RateController {
   onPersistentCongestion(): void {
     if (this.policy === 'fixed') return;
     this.rateBps = clamp(this.rateBps / 2, this.bounds.minBps, this.bounds.maxBps);
+    // Probe back up exponentially when the path returns (a blackout is not congestion).
+    this.startup = true;
+    this.fullPipeBps = 0;
+    this.roundsWithoutGrowth = 0;
+    this.delivered.length = 0;
   }
 }
 
