@@ -15,10 +15,18 @@ export interface UploadFile {
   localPath: string;
 }
 
-export type SessionJob =
+/** Datagram sizes a client may choose: 1200 fits every path; up to 9000 on jumbo-frame networks and loopback. */
+export const minDatagramBytes = 1200;
+export const maxDatagramBytes = 9000;
+
+export type SessionJob = (
   | { direction: 'upload'; files: UploadFile[] }
   /** Keys or prefixes below the spec's prefix; files are written below `localRoot` by their relative key. */
-  | { direction: 'download'; paths: string[]; localRoot: string };
+  | { direction: 'download'; paths: string[]; localRoot: string }
+) & {
+  /** UDP payload size of what this side sends (default 1400, like Aspera's packet size setting). */
+  datagramBytes?: number;
+};
 
 export interface SessionProgress {
   bytesDone: number;

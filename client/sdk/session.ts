@@ -18,7 +18,7 @@ import {
   type ControlMessage,
   type FileEntry,
 } from '../../protocol/transfer';
-import type { SessionCallbacks, SessionFileError, SessionJob, SessionResult, UdpCheck } from './session-types';
+import { maxDatagramBytes, minDatagramBytes, type SessionCallbacks, type SessionFileError, type SessionJob, type SessionResult, type UdpCheck } from './session-types';
 
 /** Read size for uploads; a part is hashed as its bytes go by. */
 const readChunkBytes = 1024 * 1024;
@@ -32,7 +32,11 @@ interface Session {
   closed: Promise<{ code: number; reason: string; byPeer: boolean }>;
 }
 
-async function openSession(spec: TransferSpec, onEvent: (event: ConnectionEvent) => void, handshakeTimeoutMs?: number): Promise<Session> {
+async function openSession(
+  spec: TransferSpec,
+  onEvent: (event: ConnectionEvent) => void,
+  options: { handshakeTimeoutMs?: number; datagramBytes?: number } = {},
+): Promise<Session> {
   const { address, family } = await lookup(spec.remote_host);
   const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 8 * 1024 * 1024, sendBufferSize: 8 * 1024 * 1024 });
   await new Promise<void>((done) => socket.bind(0, done));
@@ -46,7 +50,8 @@ async function openSession(spec: TransferSpec, onEvent: (event: ConnectionEvent)
       ratePolicy: spec.rate_policy,
       maxRateKbps: Math.max(1, spec.target_rate_kbps),
       minRateKbps: Math.min(spec.min_rate_kbps, spec.target_rate_kbps),
-      ...(handshakeTimeoutMs ? { handshakeTimeoutMs } : {}),
+      ...(options.handshakeTimeoutMs ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
+      ...(options.datagramBytes ? { maxDatagramBytes: options.datagramBytes } : {}),
     },
   });
   let settle: (value: { code: number; reason: string; byPeer: boolean }) => void = () => undefined;
@@ -78,10 +83,21 @@ function closeError(spec: TransferSpec, code: number, reason: string): { code: s
  * the engine to commit every object; downloads write into `.part` files and rename them once verified.
  */
 export async function runUdpSession(spec: TransferSpec, job: SessionJob, callbacks: SessionCallbacks): Promise<SessionResult> {
-  return job.direction === 'upload' ? runUpload(spec, job.files, callbacks) : runDownload(spec, job.paths, job.localRoot, callbacks);
+  if (job.datagramBytes !== undefined && !(job.datagramBytes >= minDatagramBytes && job.datagramBytes <= maxDatagramBytes)) {
+    throw new RangeError(`datagramBytes must be ${minDatagramBytes}..${maxDatagramBytes}`);
+  }
+  const options = job.datagramBytes ? { datagramBytes: job.datagramBytes } : {};
+  return job.direction === 'upload' ? runUpload(spec, job.files, callbacks, options) : runDownload(spec, job.paths, job.localRoot, callbacks, options);
 }
 
-async function runUpload(spec: TransferSpec, files: Extract<SessionJob, { direction: 'upload' }>['files'], callbacks: SessionCallbacks): Promise<SessionResult> {
+type SessionOptions = { datagramBytes?: number };
+
+async function runUpload(
+  spec: TransferSpec,
+  files: Extract<SessionJob, { direction: 'upload' }>['files'],
+  callbacks: SessionCallbacks,
+  options: SessionOptions,
+): Promise<SessionResult> {
   const layout = new StreamLayout();
   for (const file of files) layout.add({ index: file.index, path: file.path, size: file.size });
   const done = new Set<number>();
@@ -119,7 +135,7 @@ async function runUpload(spec: TransferSpec, files: Extract<SessionJob, { direct
         checkFinished();
       }
     }
-  });
+  }, options);
   const conn = session.driver.conn;
   const send = (message: ControlMessage) => {
     conn.sendControl(encodeControl(message));
@@ -213,7 +229,7 @@ function localPathFor(root: string, path: string): string {
   return target;
 }
 
-async function runDownload(spec: TransferSpec, paths: string[], localRoot: string, callbacks: SessionCallbacks): Promise<SessionResult> {
+async function runDownload(spec: TransferSpec, paths: string[], localRoot: string, callbacks: SessionCallbacks, options: SessionOptions): Promise<SessionResult> {
   const layout = new StreamLayout();
   const handles = new Map<number, FileHandle>();
   const written = new RangeSet();
@@ -244,7 +260,7 @@ async function runDownload(spec: TransferSpec, paths: string[], localRoot: strin
         checkFinished();
       }
     }
-  });
+  }, options);
   const conn = session.driver.conn;
   const send = (message: ControlMessage) => {
     conn.sendControl(encodeControl(message));
@@ -375,7 +391,7 @@ export const checkUdp: UdpCheck = async (spec, { timeoutMs }) => {
         session.driver.kick();
       }
     },
-    timeoutMs,
+    { handshakeTimeoutMs: timeoutMs },
   );
   const closed = await session.closed;
   session.socket.close();

@@ -38,6 +38,8 @@ export interface TransferOptions {
   targetRateKbps?: number;
   minRateKbps?: number;
   ratePolicy?: RatePolicy;
+  /** UDP payload size this client sends (1200..9000; default 1400). */
+  datagramBytes?: number;
   /** Files per upload; beyond it the upload is refused (default 1,000,000). */
   maxFiles?: number;
 }
@@ -108,6 +110,8 @@ export function chunkFiles(files: readonly LocalFile[], maxPaths = maxPathsPerRe
 /** Source and destination are both the relative key: local absolute paths are not sent to the API. */
 const pathEntry = (file: LocalFile) => ({ source: file.path, destination: file.path, size: file.sizeBytes });
 
+const datagram = (options: TransferOptions) => (options.datagramBytes !== undefined ? { datagramBytes: options.datagramBytes } : {});
+
 function rateFields(options: TransferOptions): Pick<TransferRequest, 'target_rate_kbps' | 'min_rate_kbps' | 'rate_policy'> {
   return {
     ...(options.targetRateKbps !== undefined ? { target_rate_kbps: options.targetRateKbps } : {}),
@@ -172,7 +176,7 @@ export class TransferClient {
     const { specs, completed, resumed, key } = await this.specsFor(identity, requests, (request) => this.api.uploadSetup(target.bucket, request));
     const chunks: Chunk[] = groups.map((group, i) => ({
       spec: specs[i]!,
-      job: { direction: 'upload', files: group.map((f) => ({ index: f.index, path: f.path, size: f.sizeBytes, localPath: f.localPath })) },
+      job: { direction: 'upload', files: group.map((f) => ({ index: f.index, path: f.path, size: f.sizeBytes, localPath: f.localPath })), ...datagram(options) },
       bytesTotal: group.reduce((sum, f) => sum + f.sizeBytes, 0),
       filesTotal: group.length,
       completed: completed[i]!,
@@ -200,7 +204,7 @@ export class TransferClient {
     const request: TransferRequest = { paths: [{ source: path }], ...(sourceRoot !== '' ? { source_root: sourceRoot } : {}), ...rateFields(options) };
     const identity: JournalKeyInput = { direction: 'download', endpoint: this.config.endpoint, bucket: location.bucket, prefix: sourceRoot, paths: [path], localRoot };
     const { specs, completed, resumed, key } = await this.specsFor(identity, [request], (r) => this.api.downloadSetup(location.bucket, r));
-    const chunk: Chunk = { spec: specs[0]!, job: { direction: 'download', paths: [path], localRoot }, bytesTotal: null, filesTotal: null, completed: completed[0]! };
+    const chunk: Chunk = { spec: specs[0]!, job: { direction: 'download', paths: [path], localRoot, ...datagram(options) }, bytesTotal: null, filesTotal: null, completed: completed[0]! };
     return new Transfer({ api: this.api, runner: this.runner, chunks: [chunk], journal: this.journal, journalKey: key, resumed, bytesTotal: null, filesTotal: null, skipped: [] });
   }
 

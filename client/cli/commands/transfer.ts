@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { maxDatagramBytes, minDatagramBytes } from '../../sdk/session-types';
 import { ratePolicySchema, maxRateKbps } from '../../../contracts';
 import { TransferClient, type Transfer, type TransferOptions, type TransferResult } from '../../sdk/transfer-client';
 import { enumFlag, intFlag, parseCommand } from '../args';
@@ -11,9 +12,11 @@ const transferFlags = {
   'target-kbps': { type: 'string' },
   'min-kbps': { type: 'string' },
   'rate-policy': { type: 'string' },
+  'datagram-bytes': { type: 'string' },
 } as const;
 
 export const uploadUsage = `slip upload <path…> s3://bucket/prefix [--target-kbps N] [--min-kbps N] [--rate-policy fixed|high|fair|low]
+                  [--datagram-bytes 1200..9000]
   Files are stored under prefix/<name>; a folder under prefix/<folder>/… (symlinks inside folders are skipped).
   Ctrl-C stops; running the same command again continues the same transfer.`;
 
@@ -27,11 +30,13 @@ function transferOptions(values: Record<string, string | boolean | undefined>): 
   const target = intFlag('target-kbps', values['target-kbps'] as string | undefined, 1, maxRateKbps);
   const min = intFlag('min-kbps', values['min-kbps'] as string | undefined, 0, maxRateKbps);
   const policy = enumFlag('rate-policy', values['rate-policy'] as string | undefined, ratePolicySchema.options);
+  const datagramBytes = intFlag('datagram-bytes', values['datagram-bytes'] as string | undefined, minDatagramBytes, maxDatagramBytes);
   if (target !== undefined && min !== undefined && min > target) throw new UsageError('--min-kbps must not exceed --target-kbps');
   return {
     ...(target !== undefined ? { targetRateKbps: target } : {}),
     ...(min !== undefined ? { minRateKbps: min } : {}),
     ...(policy !== undefined ? { ratePolicy: policy } : {}),
+    ...(datagramBytes !== undefined ? { datagramBytes } : {}),
   };
 }
 
