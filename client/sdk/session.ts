@@ -18,7 +18,16 @@ import {
   type ControlMessage,
   type FileEntry,
 } from '../../protocol/transfer';
-import { maxDatagramBytes, minDatagramBytes, type SessionCallbacks, type SessionFileError, type SessionJob, type SessionResult, type UdpCheck } from './session-types';
+import {
+  maxDatagramBytes,
+  minDatagramBytes,
+  type SessionCallbacks,
+  type SessionFileError,
+  type SessionJob,
+  type SessionProgress,
+  type SessionResult,
+  type UdpCheck,
+} from './session-types';
 
 /** Read size for uploads; a part is hashed as its bytes go by. */
 const readChunkBytes = 1024 * 1024;
@@ -63,6 +72,45 @@ async function openSession(
   socket.on('message', (bytes, rinfo) => driver.input(bytes, addressKey(rinfo.address, rinfo.port)));
   driver.service();
   return { socket, driver, closed };
+}
+
+/**
+ * What both directions do around the transfer itself: pause/resume handles, cancel on abort, progress
+ * every 250 ms, and, once every file is done (or the session ends), a clean close. Resolves with how
+ * the session closed.
+ */
+async function supervise(
+  session: Session,
+  callbacks: SessionCallbacks,
+  control: { pause(): void; resume(): void; progress(): SessionProgress; finished: Promise<void> },
+): Promise<{ code: number; reason: string; byPeer: boolean }> {
+  const conn = session.driver.conn;
+  callbacks.attach({
+    pause: () => {
+      control.pause();
+      callbacks.onStatus('PAUSED');
+    },
+    resume: () => {
+      control.resume();
+      callbacks.onStatus('RUNNING');
+    },
+  });
+  const onAbort = () => {
+    conn.close(CloseCode.canceled, 'canceled by the user');
+    session.driver.kick();
+  };
+  callbacks.signal.addEventListener('abort', onAbort, { once: true });
+  const progress = setInterval(() => callbacks.onProgress(control.progress()), progressIntervalMs);
+  await Promise.race([control.finished, session.closed]);
+  if (!conn.isClosed) {
+    conn.close(CloseCode.done, 'transfer complete');
+    session.driver.kick();
+  }
+  const closed = await session.closed;
+  clearInterval(progress);
+  callbacks.signal.removeEventListener('abort', onAbort);
+  session.socket.close();
+  return closed;
 }
 
 /** `Code: message` as the engine words a refusal; a plain reason otherwise. */
@@ -141,26 +189,6 @@ async function runUpload(
     conn.sendControl(encodeControl(message));
     session.driver.kick();
   };
-  callbacks.attach({
-    pause: () => {
-      conn.pauseSending(true);
-      callbacks.onStatus('PAUSED');
-    },
-    resume: () => {
-      conn.pauseSending(false);
-      session.driver.kick();
-      callbacks.onStatus('RUNNING');
-    },
-  });
-  const onAbort = () => {
-    conn.close(CloseCode.canceled, 'canceled by the user');
-    session.driver.kick();
-  };
-  callbacks.signal.addEventListener('abort', onAbort, { once: true });
-  const progress = setInterval(() => {
-    const stats = conn.stats();
-    callbacks.onProgress({ bytesDone: Math.min(layout.totalBytes, have.total() + stats.dataBytesAcked), bytesTotal: layout.totalBytes, rateKbps: stats.rateKbps, filesDone: done.size, filesTotal: files.length });
-  }, progressIntervalMs);
 
   const feed = async () => {
     await Promise.race([haveArrived, session.closed]);
@@ -204,15 +232,18 @@ async function runUpload(
     throw error;
   });
 
-  await Promise.race([allFinished, session.closed]);
-  if (!conn.isClosed) {
-    conn.close(CloseCode.done, 'transfer complete');
-    session.driver.kick();
-  }
-  const closed = await session.closed;
-  clearInterval(progress);
-  callbacks.signal.removeEventListener('abort', onAbort);
-  session.socket.close();
+  const closed = await supervise(session, callbacks, {
+    pause: () => conn.pauseSending(true),
+    resume: () => {
+      conn.pauseSending(false);
+      session.driver.kick();
+    },
+    progress: () => {
+      const stats = conn.stats();
+      return { bytesDone: Math.min(layout.totalBytes, have.total() + stats.dataBytesAcked), bytesTotal: layout.totalBytes, rateKbps: stats.rateKbps, filesDone: done.size, filesTotal: files.length };
+    },
+    finished: allFinished,
+  });
   const feedError = await feeding.then(() => undefined, (error: unknown) => error as Error);
   const bytesDone = layout.totalBytes;
   callbacks.onProgress({ bytesDone: done.size === files.length ? bytesDone : Math.min(bytesDone, have.total() + conn.stats().dataBytesAcked), bytesTotal: bytesDone, rateKbps: 0, filesDone: done.size, filesTotal: files.length });
@@ -335,35 +366,19 @@ async function runDownload(spec: TransferSpec, paths: string[], localRoot: strin
     checkFinished();
   };
 
-  callbacks.attach({
-    pause: () => {
-      send({ t: 'pause' });
-      callbacks.onStatus('PAUSED');
-    },
-    resume: () => {
-      send({ t: 'resume' });
-      callbacks.onStatus('RUNNING');
-    },
-  });
-  const onAbort = () => {
-    conn.close(CloseCode.canceled, 'canceled by the user');
-    session.driver.kick();
-  };
-  callbacks.signal.addEventListener('abort', onAbort, { once: true });
-  const progress = setInterval(() => {
-    callbacks.onProgress({ bytesDone: written.total(), bytesTotal: manifestFinal ? layout.totalBytes : null, rateKbps: Math.round((conn.stats().dataBytesDelivered * 8) / Math.max(1, performance.now() - startedAt)), filesDone: done.size, filesTotal: manifestFinal ? layout.files.length : null });
-  }, progressIntervalMs);
   const startedAt = performance.now();
-
-  await Promise.race([allFinished, session.closed]);
-  if (!conn.isClosed) {
-    conn.close(CloseCode.done, 'transfer complete');
-    session.driver.kick();
-  }
-  const closed = await session.closed;
-  clearInterval(progress);
-  callbacks.signal.removeEventListener('abort', onAbort);
-  session.socket.close();
+  const closed = await supervise(session, callbacks, {
+    pause: () => send({ t: 'pause' }),
+    resume: () => send({ t: 'resume' }),
+    progress: () => ({
+      bytesDone: written.total(),
+      bytesTotal: manifestFinal ? layout.totalBytes : null,
+      rateKbps: Math.round((conn.stats().dataBytesDelivered * 8) / Math.max(1, performance.now() - startedAt)),
+      filesDone: done.size,
+      filesTotal: manifestFinal ? layout.files.length : null,
+    }),
+    finished: allFinished,
+  });
   await writing.catch(() => undefined);
   for (const handle of handles.values()) await handle.close().catch(() => undefined);
   const bytesDone = written.total();
