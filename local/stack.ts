@@ -9,7 +9,7 @@ import { createApp } from '../functions/app';
 import { createDeps } from '../functions/deps';
 import { allRoutes } from '../functions/routes';
 import { ensureAdminKey, ensureBucket, loadOrCreateKeyring, type CredentialsFile } from './bootstrap';
-import { assertPortFree, assertUdpPortFree } from './ports';
+import { assertPortFree, assertUdpPortFree, freePort } from './ports';
 import { s3rverCredentials, startDynalite, startEngine, startS3rver, type ManagedService } from './services';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 
@@ -142,4 +142,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await stop();
     throw error;
   }
+}
+
+/** A stack on loopback with every port free-picked (tests, benchmarks): only the data folder is chosen. */
+export async function startLoopbackStack(dataDir: string, overrides: Partial<LocalStackOptions> = {}): Promise<LocalStack> {
+  return startLocalStack({
+    listenHost: '127.0.0.1',
+    publicHost: '127.0.0.1',
+    apiPort: await freePort(),
+    s3Port: await freePort(),
+    dynamoDbPort: await freePort(),
+    enginePort: await freePort(),
+    engineHealthPort: await freePort(),
+    dataDir,
+    bucket: 'local',
+    ...overrides,
+  });
 }

@@ -9,7 +9,7 @@ import { build } from 'esbuild';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../local/ports';
-import { startLocalStack, type LocalStack } from '../../local/stack';
+import { startLoopbackStack, type LocalStack } from '../../local/stack';
 import { testBytes } from '../support/s3';
 import type { UploadReport, UploadSpec } from './uppy-page/protocol';
 
@@ -159,18 +159,7 @@ describe.skipIf(!haveChromium)('Uppy @uppy/aws-s3 in Chromium against the Compan
       pageServer!.listen(pagePort, '127.0.0.1', () => ready());
     });
 
-    stack = await startLocalStack({
-      listenHost: '127.0.0.1',
-      publicHost: '127.0.0.1',
-      apiPort: await freePort(),
-      s3Port: await freePort(),
-      dynamoDbPort: await freePort(),
-      enginePort: await freePort(),
-      engineHealthPort: await freePort(),
-      dataDir,
-      bucket,
-      corsOrigins: [pageOrigin],
-    });
+    stack = await startLoopbackStack(dataDir, { bucket, corsOrigins: [pageOrigin] });
     s3 = new S3Client({
       endpoint: stack.s3Endpoint,
       forcePathStyle: true,

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../local/ports';
-import { startLocalStack, type LocalStack } from '../../local/stack';
+import { startLoopbackStack, type LocalStack } from '../../local/stack';
 
 /**
  * `slip` as a user runs it: a real child process against the local stack (started in-process on free
@@ -57,17 +57,7 @@ beforeAll(async () => {
   elsewhere = mkdtempSync(join(tmpdir(), 'slip-cli-elsewhere-'));
   mkdirSync(join(root, 'work', 'deep'), { recursive: true });
   mkdirSync(join(root, 'home'), { recursive: true });
-  stack = await startLocalStack({
-    listenHost: '127.0.0.1',
-    publicHost: '127.0.0.1',
-    apiPort: await freePort(),
-    s3Port: await freePort(),
-    dynamoDbPort: await freePort(),
-    enginePort: await freePort(),
-    engineHealthPort: await freePort(),
-    dataDir: join(root, '.slipstream'),
-    bucket: 'local',
-  });
+  stack = await startLoopbackStack(join(root, '.slipstream'));
 });
 
 afterAll(async () => {

@@ -13,8 +13,7 @@ import { PartRepository } from '../../core/state/parts';
 import { Keyring, sealToken, type Ticket } from '../../core/token';
 import { createEngine } from '../../engine-service/engine';
 import { silentLogger } from '../../engine-service/log';
-import { freePort } from '../../local/ports';
-import { startLocalStack, type LocalStack } from '../../local/stack';
+import { startLoopbackStack, type LocalStack } from '../../local/stack';
 import { createTestApi } from '../support/harness';
 import { createBucket, readObject, testBytes } from '../support/s3';
 
@@ -27,17 +26,7 @@ const s3rverTarget = () => ({ name: 's3rver' as const, endpoint: stack.s3Endpoin
 beforeAll(async () => {
   // A short drain so the SIGTERM test does not wait the production 30 s.
   process.env.SLIPSTREAM_DRAIN_TIMEOUT_MS = '300';
-  stack = await startLocalStack({
-    listenHost: '127.0.0.1',
-    publicHost: '127.0.0.1',
-    apiPort: await freePort(),
-    s3Port: await freePort(),
-    dynamoDbPort: await freePort(),
-    enginePort: await freePort(),
-    engineHealthPort: await freePort(),
-    dataDir: join(dir, 'data'),
-    bucket: 'local',
-  });
+  stack = await startLoopbackStack(join(dir, 'data'));
 });
 
 afterAll(async () => {
