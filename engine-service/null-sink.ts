@@ -21,6 +21,8 @@ export interface DataSink {
 export class NullSink implements DataSink {
   private readonly layout = new StreamLayout();
   private readonly received = new RangeSet();
+  /** Commits waiting for their file's last bytes. */
+  private readonly waiting = new Map<number, () => void>();
 
   constructor(private readonly windowBytes: number) {}
 
@@ -43,9 +45,24 @@ export class NullSink implements DataSink {
 
   write(streamOffset: number, bytes: Uint8Array): void {
     this.received.add(streamOffset, streamOffset + bytes.length);
+    for (const [index, resolve] of this.waiting) {
+      if (this.complete(index)) {
+        this.waiting.delete(index);
+        resolve();
+      }
+    }
   }
 
-  async commitFile(): Promise<void> {}
+  private complete(index: number): boolean {
+    const start = this.layout.start(index);
+    return this.received.covers(start, start + this.layout.files[index]!.size);
+  }
+
+  /** Like a real sink, a file is "stored" only once all its bytes have arrived. */
+  commitFile(index: number): Promise<void> {
+    if (this.complete(index)) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.set(index, resolve));
+  }
 
   async flushProgress(): Promise<void> {}
 
