@@ -47,9 +47,7 @@ describe('protocol smoke', () => {
       if (server) for (let e = server.pollEvent(); e; e = server.pollEvent());
       if (receivedBytes === data.length) done = true;
     }
-    console.log('now', now, 'client', pair.client.stats(), 'server', pair.getServer()?.stats(), 'inflight', inflight.length);
     expect(receivedBytes).toBe(data.length);
     expect(got.equals(data)).toBe(true);
-    console.log('virtual ms', now, pair.getServer()!.stats());
   });
 });
