@@ -23,7 +23,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createSocket } from 'node:dgram';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { createS3Client } from '../core/clients';
 import type { TransferSpec } from '../contracts';
 import { Keyring, type Ticket } from '../core/token';
 import { addressKey, ConnectionDriver } from '../core/udp-driver';
@@ -104,14 +105,7 @@ async function main(): Promise<number> {
   const relay = new UdpRelay('127.0.0.1', engine.port);
   await relay.start();
   cleanup.add('relay', () => relay.close());
-  const s3 = new S3Client({
-    region: 'us-east-1',
-    endpoint: stack.s3Endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const s3 = createS3Client(stack.config);
   cleanup.add('s3 client', () => s3.destroy());
 
   const file = join(dir, 'file.bin');

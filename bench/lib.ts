@@ -14,7 +14,7 @@ import type { SessionProgress, SessionResult, UploadFile } from '../client/sdk/s
 import { runUdpSession } from '../client/sdk/session';
 import { freePort } from '../local/ports';
 import { startEngine, type ManagedService } from '../local/services';
-import { startLocalStack, type LocalStack } from '../local/stack';
+import { startLoopbackStack, type LocalStack } from '../local/stack';
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -212,17 +212,7 @@ export const bucket = 'local';
 
 /** The local stack in `dataDir`, every port free; stopped by `cleanup`. */
 export async function startBenchStack(dataDir: string, cleanup: Cleanup): Promise<LocalStack> {
-  const stack = await startLocalStack({
-    listenHost: '127.0.0.1',
-    publicHost: '127.0.0.1',
-    apiPort: await freePort(),
-    s3Port: await freePort(),
-    dynamoDbPort: await freePort(),
-    enginePort: await freePort(),
-    engineHealthPort: await freePort(),
-    dataDir,
-    bucket,
-  });
+  const stack = await startLoopbackStack(dataDir, { bucket });
   cleanup.add('local stack', () => stack.stop());
   return stack;
 }

@@ -16,8 +16,9 @@
 import { createReadStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { createS3Client } from '../core/clients';
 import type { TransferSpec } from '../contracts';
 import type { LocalStack } from '../local/stack';
 import { formatSummary, profileThisProcess, readProfile, summarizeProfile } from './cpu-profile';
@@ -135,14 +136,7 @@ async function main(): Promise<void> {
 
   const stack = await startBenchStack(join(dir, 'stack'), cleanup);
   await setUploadPreferences(stack, args.targetRateKbps, 'fixed');
-  const s3 = new S3Client({
-    region: 'us-east-1',
-    endpoint: stack.s3Endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const s3 = createS3Client(stack.config);
   cleanup.add('s3 client', () => s3.destroy());
   const s3rver = s3rverPid();
 

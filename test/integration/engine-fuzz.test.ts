@@ -2,8 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createS3Client } from '../../core/clients';
 import { FuzzGenerator, hostileTokens, Prng, sendFuzz, UdpRelay, type SendStats } from '../../bench/fuzz-lib';
 import { Cleanup, runUpload, sessionEndStats, startBenchEngine, startBenchStack, uploadSpec, type BenchEngine, type UploadRun } from '../../bench/lib';
 import { Keyring } from '../../core/token';
@@ -33,14 +34,7 @@ beforeAll(async () => {
   relay = new UdpRelay('127.0.0.1', engine.port);
   await relay.start();
   cleanup.add('relay', () => relay.close());
-  s3 = new S3Client({
-    region: 'us-east-1',
-    endpoint: stack.s3Endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  s3 = createS3Client(stack.config);
   cleanup.add('s3 client', () => s3.destroy());
 });
 
