@@ -39,6 +39,8 @@ interface Session {
   socket: Socket;
   driver: ConnectionDriver;
   closed: Promise<{ code: number; reason: string; byPeer: boolean }>;
+  /** Queues a control message and lets the driver send it. */
+  send(message: ControlMessage): void;
 }
 
 async function openSession(
@@ -71,7 +73,11 @@ async function openSession(
   });
   socket.on('message', (bytes, rinfo) => driver.input(bytes, addressKey(rinfo.address, rinfo.port)));
   driver.service();
-  return { socket, driver, closed };
+  const send = (message: ControlMessage) => {
+    conn.sendControl(encodeControl(message));
+    driver.kick();
+  };
+  return { socket, driver, closed, send };
 }
 
 /**
@@ -185,10 +191,7 @@ async function runUpload(
     }
   }, options);
   const conn = session.driver.conn;
-  const send = (message: ControlMessage) => {
-    conn.sendControl(encodeControl(message));
-    session.driver.kick();
-  };
+  const send = session.send;
 
   const feed = async () => {
     await Promise.race([haveArrived, session.closed]);
@@ -293,10 +296,7 @@ async function runDownload(spec: TransferSpec, paths: string[], localRoot: strin
     }
   }, options);
   const conn = session.driver.conn;
-  const send = (message: ControlMessage) => {
-    conn.sendControl(encodeControl(message));
-    session.driver.kick();
-  };
+  const send = session.send;
   const checkFinished = () => {
     if (manifestFinal && done.size + fileErrors.length >= layout.files.length) finished();
   };
