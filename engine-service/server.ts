@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { openToken, ticketSchema, type Keyring } from '../core/token';
 import { addressKey, monotonicMs } from '../core/udp-driver';
-import { Connection } from '../protocol/connection';
+import { CloseCode, Connection } from '../protocol/connection';
 import { PacketType, destinationConnectionId, parseClientHello, protocolVersion } from '../protocol/packet';
 import type { Logger } from './log';
 import { EngineSession, type SessionDeps } from './session';
@@ -96,7 +96,14 @@ export class EngineServer {
       this.counters.unknownConnection += 1;
       return;
     }
-    session.driver.input(bytes, remote);
+    try {
+      session.driver.input(bytes, remote);
+    } catch (error) {
+      // One session's failure must not take the process (and every other session) down.
+      this.log.error('session failed', { transferId: session.ticket.transferId, error: String((error as Error).stack ?? error) });
+      session.driver.conn.close(CloseCode.internalError, 'internal error');
+      session.driver.kick();
+    }
   }
 
   private onHello(bytes: Buffer, remote: string): void {

@@ -248,7 +248,15 @@ export class EngineSession {
 
   private onData(offset: number, bytes: Buffer): void {
     if (!this.sink) return this.conn.close(CloseCode.protocolError, 'data before the manifest');
-    this.sink.write(offset, bytes);
+    try {
+      this.sink.write(offset, bytes);
+    } catch (error) {
+      // A client that sends past its own manifest ends its session, never the engine.
+      const flow = (error as Error).name === 'FlowControlError';
+      this.conn.close(flow ? CloseCode.flowControlError : CloseCode.internalError, (error as Error).message);
+      this.driver.kick();
+      return;
+    }
     this.grant();
   }
 
