@@ -114,9 +114,16 @@ export class UdpRelay {
     this.ringSize = options.ringSize ?? 2048;
   }
 
+  /** Sees every client packet first (an on-path attacker's view); returning true keeps it from the engine (it is still captured). */
+  withhold: ((bytes: Buffer) => boolean) | undefined;
+
   async start(): Promise<number> {
     this.front.on('message', (bytes, remote) => {
       this.client = remote;
+      if (this.withhold?.(bytes)) {
+        this.record(bytes, 'toEngine');
+        return;
+      }
       this.back.send(bytes, this.enginePort, this.engineHost);
       this.forwardedToEngine += 1;
       this.record(bytes, 'toEngine');

@@ -11,9 +11,10 @@
  * process is alive and /health answers (its counters printed), a fresh upload still works; reports drop
  * counters, datagrams/s sent and the honest rate with and without the fuzz load.
  *
- * Then two probes that are reported, not pass/fail: `--token-replays N` replays of a live token under fresh
- * connection ids (does the session table fill up?) and `--hostile-peer` (an authenticated client that
- * sends data beyond its manifest: does the engine survive?).
+ * Then probes that are reported, not pass/fail: `--token-replays N` replays of a live token under fresh
+ * connection ids (does the session table fill up?), one client packet of a download copied and sent first
+ * from another address (does the session follow it?), and `--hostile-peer` (an authenticated client that sends data beyond its
+ * manifest: does the engine survive?).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -26,6 +27,7 @@ import { createSocket } from 'node:dgram';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { createS3Client } from '../core/clients';
 import type { TransferSpec } from '../contracts';
+import { runUdpSession } from '../client/sdk/session';
 import { Keyring, type Ticket } from '../core/token';
 import { addressKey, ConnectionDriver } from '../core/udp-driver';
 import { Connection } from '../protocol/connection';
@@ -34,6 +36,7 @@ import { encodeControl } from '../protocol/transfer';
 import { hostileTokens, UdpRelay, type SendStats } from './fuzz-lib';
 import {
   bucket,
+  callApi,
   Cleanup,
   fixed,
   formatSize,
@@ -57,7 +60,7 @@ import {
 import type { LocalStack } from '../local/stack';
 
 const usage = `npm run bench:fuzz -- [--count 100000] [--size 64MiB] [--seed N]
-                       [--rate auto (datagrams/s; auto: spread over about one honest upload; 0: as fast as possible)]
+                       [--rate auto (datagrams/s; auto: over ¾ of one honest upload; 0: as fast as possible)]
                        [--token-replays 300 (0: skip)] [--hostile-peer true|false]`;
 const args = parseArgs(
   process.argv.slice(2),
@@ -76,6 +79,9 @@ interface Honest {
   key: string;
   fuzzed: boolean;
   byteExact?: boolean;
+  /** performance.now() at the start and the end of the upload. */
+  startMs: number;
+  endMs: number;
 }
 
 async function sha256File(path: string): Promise<string> {
@@ -115,8 +121,9 @@ async function main(): Promise<number> {
   const upload = async (label: string, fuzzed: boolean, viaRelay = true, bytes = size, path = file): Promise<Honest> => {
     const root = `/fuzz-${honest.length}-${label.replace(/\W+/g, '-')}`;
     const spec = await uploadSpec(stack, { key: 'file.bin', size: bytes, destinationRoot: root });
+    const startMs = performance.now();
     const run = await runUpload({ ...spec, fasp_port: viaRelay ? relay.port : engine.port }, [{ index: 0, path: 'file.bin', size: bytes, localPath: path }]);
-    const entry = { label, spec, run, key: `${root.slice(1)}/file.bin`, fuzzed };
+    const entry = { label, spec, run, key: `${root.slice(1)}/file.bin`, fuzzed, startMs, endMs: performance.now() };
     log(`  ${label}: ${run.result.status}${run.result.error ? ` (${run.result.error.code}: ${run.result.error.message})` : ''} in ${fixed(run.seconds, 2)} s, ${fixed(mbits(bytes, run.seconds))} Mbit/s`);
     return entry;
   };
@@ -146,21 +153,33 @@ async function main(): Promise<number> {
   const keyJson = (id: string) => JSON.stringify({ currentKeyId: id, keys: { [id]: randomBytes(32).toString('base64') } });
   const tokens = hostileTokens(keyring, ticketFrom(honest[0]!.spec), Keyring.fromJson(keyJson(keyring.currentKeyId)), Keyring.fromJson(keyJson('fuzz-unknown-key')));
 
-  // Spread the datagrams over about one honest upload unless told otherwise.
-  const fuzzRate = args.rate === 'auto' ? Math.ceil(args.count / Math.max(1, honest[0]!.run.seconds)) : Number(args.rate);
+  // Spread the datagrams over about three quarters of one honest upload unless told otherwise, so the
+  // first upload under fuzz is under it from start to end.
+  const fuzzRate = args.rate === 'auto' ? Math.ceil(args.count / Math.max(0.5, 0.75 * honest[0]!.run.seconds)) : Number(args.rate);
   if (!Number.isFinite(fuzzRate) || fuzzRate < 0) throw new Error(`--rate takes auto or a number of datagrams/s`);
   log(`\n▶ fuzz: ${args.count} datagrams from another socket while honest uploads run (${fuzzRate > 0 ? `paced at ${fuzzRate}/s` : 'as fast as possible'})`);
   const fuzzWindow = { startMs: NaN, endMs: NaN };
   const tFuzz0 = performance.now();
   const sender = startSender();
+  // The sender disconnects once it is done: a late message must not throw (EPIPE) or end the run.
+  sender.on('error', () => undefined);
+  const toSender = (message: unknown) => {
+    if (!sender.connected) return;
+    try {
+      sender.send(message as object, () => undefined);
+    } catch {
+      // the channel closed in between
+    }
+  };
   let fuzzDone = false;
   let fuzzSent = 0;
   let lastVersion = -1;
   const feed = setInterval(() => {
-    if (relay.version === lastVersion || !sender.connected) return;
+    if (relay.version === lastVersion || fuzzDone) return;
     lastVersion = relay.version;
-    sender.send({ type: 'capture', capture: relay.sample(256) });
+    toSender({ type: 'capture', capture: relay.sample(256) });
   }, 50);
+  sender.once('disconnect', () => clearInterval(feed));
   cleanup.add('capture feed', () => clearInterval(feed));
   const fuzzResult = new Promise<SendStats>((resolve, reject) => {
     sender.on('message', (message: { type: string; sent?: number; stats?: SendStats; error?: string }) => {
@@ -168,7 +187,7 @@ async function main(): Promise<number> {
       if (message.type === 'done') {
         fuzzDone = true;
         fuzzSent = message.stats!.sent;
-        fuzzWindow.endMs = performance.now() - tFuzz0;
+        fuzzWindow.endMs = fuzzWindow.startMs + message.stats!.seconds * 1000;
         resolve(message.stats!);
       }
       if (message.type === 'failed') reject(new Error(message.error));
@@ -189,8 +208,8 @@ async function main(): Promise<number> {
         const t0 = performance.now();
         while (relay.capture.serverConnectionIds.length === 0 && performance.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 10));
         while (relay.capture.toEngine.length < 64 && performance.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 10));
-        sender.send({ type: 'capture', capture: relay.sample(256) });
-        sender.send({ type: 'start', host: '127.0.0.1', port: engine.port, count: args.count, seed: args.seed, ratePerSecond: fuzzRate, tokens });
+        toSender({ type: 'capture', capture: relay.sample(256) });
+        toSender({ type: 'start', host: '127.0.0.1', port: engine.port, count: args.count, seed: args.seed, ratePerSecond: fuzzRate, tokens });
         fuzzWindow.startMs = performance.now() - tFuzz0;
       }
       honest.push(await running);
@@ -230,16 +249,24 @@ async function main(): Promise<number> {
   const fuzzedRuns = honest.filter((h) => h.fuzzed);
   const baseline = honest[0]!;
   const rate = (h: Honest) => mbits(size, h.run.seconds);
-  const avgFuzzed = fuzzedRuns.reduce((a, h) => a + rate(h), 0) / Math.max(1, fuzzedRuns.length);
+  /** Share of an upload's time during which the fuzzer was sending. */
+  const overlap = (h: Honest) => {
+    const start = tFuzz0 + fuzzWindow.startMs;
+    const end = tFuzz0 + fuzzWindow.endMs;
+    return Math.max(0, Math.min(h.endMs, end) - Math.max(h.startMs, start)) / Math.max(1, h.endMs - h.startMs);
+  };
+  // "Under fuzz" counts only uploads the fuzzer overlapped for most of their time.
+  const underFuzz = fuzzedRuns.filter((h) => overlap(h) >= 0.5);
+  const avgFuzzed = underFuzz.reduce((a, h) => a + rate(h), 0) / Math.max(1, underFuzz.length);
   const sum = (key: string) => sessionStats.reduce((a, s) => a + Number(s?.[key] ?? 0), 0);
   const okUploads = honest.every((h) => h.run.result.status === 'COMPLETED' && h.byteExact);
   const ok = okUploads && alive && healthAfter.status === 200 && stats.sent >= args.count && fresh.run.result.status === 'COMPLETED';
 
   const uploadsTable = markdownTable(
-    ['honest upload', 'fuzz load', 'status', 'Mbit/s', 'byte-exact', 'engine: packets received', 'forged dropped', 'replayed dropped', 'malformed dropped'],
+    ['honest upload', 'time under fuzz', 'status', 'Mbit/s', 'byte-exact', 'engine: packets received', 'forged dropped', 'replayed dropped', 'malformed dropped'],
     honest.map((h, i) => [
       h.label,
-      h.fuzzed ? 'yes' : 'no',
+      h.fuzzed ? `${fixed(overlap(h) * 100, 0)} %` : '—',
       h.run.result.status,
       fixed(rate(h)),
       h.byteExact ? 'yes' : '**NO**',
@@ -270,8 +297,8 @@ async function main(): Promise<number> {
   log(uploadsTable);
   log(
     `\nHonest rate: ${fixed(rate(baseline))} Mbit/s without fuzz load, ${fixed(avgFuzzed)} Mbit/s on average under it ` +
-      `(${fuzzedRuns.length} upload(s) ran while the fuzzer sent; ratio ${fixed(avgFuzzed / rate(baseline), 2)}). ` +
-      `The fuzzer sent from ${fixed(fuzzWindow.startMs / 1000, 2)} s to ${fixed(fuzzWindow.endMs / 1000, 2)} s; the honest upload(s) under fuzz ran ${fixed(fuzzedRuns.reduce((a, h) => a + h.run.seconds, 0), 2)} s from 0 s.`,
+      `(uploads under fuzz for at least half their time: ${underFuzz.length}; ratio ${fixed(avgFuzzed / rate(baseline), 2)}). ` +
+      `The fuzzer sent from ${fixed(fuzzWindow.startMs / 1000, 2)} s to ${fixed(fuzzWindow.endMs / 1000, 2)} s after the first upload under fuzz began.`,
   );
   log(`\n${healthTable}`);
   log(
@@ -290,8 +317,61 @@ async function main(): Promise<number> {
 
   // 5. Probes (reported, not pass/fail).
   if (args.tokenReplays > 0 && alive) await tokenReplayProbe(stack, engine, dir, args.tokenReplays);
+  if (alive) await migrationProbe(stack, engine, relay, dir);
   if (args.hostilePeer) await hostilePeerProbe(stack, dir);
   return ok ? 0 : 1;
+}
+
+/**
+ * An on-path attacker who copies one client packet and gets it to the engine first from another address:
+ * the packet is authentic and the newest, so the session follows it (no path validation) and the engine
+ * sends to the attacker's address until the client's next packet moves it back. In a download the engine
+ * is the data sender, so what goes astray is data: one ~60-byte ACK copied, kilobytes reflected.
+ */
+async function migrationProbe(stack: LocalStack, engine: BenchEngine, relay: UdpRelay, dir: string): Promise<void> {
+  log('\n▶ probe: during a download, one client packet is copied by the relay and sent from another address first');
+  const file = join(dir, 'migration.bin');
+  await writeRandomFile(file, 16 * MiB);
+  const up = await uploadSpec(stack, { key: 'file.bin', size: 16 * MiB, destinationRoot: '/fuzz-migration' });
+  const uploaded = await runUpload({ ...up, fasp_port: engine.port }, [{ index: 0, path: 'file.bin', size: 16 * MiB, localPath: file }]);
+  if (uploaded.result.status !== 'COMPLETED') {
+    log(`  (skipped: the upload for it ${uploaded.result.status})`);
+    return;
+  }
+  const socket = createSocket('udp4');
+  let replies = 0;
+  let replyBytes = 0;
+  let copiedBytes = 0;
+  socket.on('message', (b) => ((replies += 1), (replyBytes += b.length)));
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  let seen = 0;
+  relay.withhold = (bytes) => {
+    if (copiedBytes > 0 || (bytes[0]! & 0xf0) !== 0x40 || (seen += 1) < 100) return false;
+    copiedBytes = bytes.length;
+    socket.send(bytes, engine.port, '127.0.0.1'); // the copy, from the attacker's address
+    relay.withhold = undefined;
+    return false; // and the original goes on, right behind it
+  };
+  const { transfer_specs } = await callApi<{ transfer_specs: { transfer_spec: TransferSpec }[] }>(stack, 'POST', '/files/download_setup', {
+    transfer_requests: [{ transfer_request: { paths: [{ source: 'fuzz-migration/file.bin' }], slipstream: { bucket } } }],
+  });
+  const out = join(dir, 'migration-out');
+  const t0 = performance.now();
+  const result = await runUdpSession(
+    { ...transfer_specs[0]!.transfer_spec, fasp_port: relay.port },
+    { direction: 'download', paths: ['fuzz-migration/file.bin'], localRoot: out },
+    { onProgress: () => undefined, onStatus: () => undefined, attach: () => undefined, signal: new AbortController().signal },
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  relay.withhold = undefined;
+  await new Promise((r) => setTimeout(r, 200));
+  socket.close();
+  const intact = result.status === 'COMPLETED' && readFileSync(join(out, 'fuzz-migration/file.bin')).equals(readFileSync(file));
+  log(
+    `  for one copied ${copiedBytes}-byte packet the engine sent ${replies} datagram(s), ${replyBytes} bytes, to the other address` +
+      `${replies > 0 ? ` (×${fixed(replyBytes / Math.max(1, copiedBytes), 0)}): the session followed the copy, with no path validation` : ': none, the copy was ignored'}; ` +
+      `the honest download: ${result.status}${intact ? ', byte-exact' : ''} in ${fixed(seconds, 2)} s`,
+  );
 }
 
 /** /health once the sessions that just finished have closed on the engine's side too (a few PTOs), at most 5 s. */

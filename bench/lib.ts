@@ -53,7 +53,10 @@ export function parseArgs<T extends Record<string, string | boolean | number>>(a
     if (!flag.startsWith('--') || !(name in defaults)) throw new Error(`unknown argument ${arg}\n${usage}`);
     const current = defaults[name];
     if (typeof current === 'boolean') {
-      out[name] = inline === undefined ? true : inline !== 'false';
+      // --flag, --flag=false, or --flag true|false
+      let value = inline;
+      if (value === undefined && (argv[i + 1] === 'true' || argv[i + 1] === 'false')) value = argv[++i];
+      out[name] = value === undefined ? true : value !== 'false';
       continue;
     }
     const value = inline ?? argv[++i];
