@@ -53,7 +53,8 @@ import {
 
 const usage = `npm run bench:loopback -- [--size 2GiB] [--quick] [--policies fixed,high] [--datagram-bytes 1400,9000]
                            [--memory-sizes 1GiB,8GiB] [--memory-sink auto|s3rver|null] [--memory-policy high] [--profile auto|always|never]
-                           [--target-rate-kbps 10000000] [--out bench/RESULTS-loopback.md] [--no-write]`;
+                           [--target-rate-kbps 10000000] [--targets s3rver,null] [--out bench/RESULTS-loopback.md] [--no-write]
+  --targets null: only the null-sink runs (no lib-storage, no s3rver); --memory-sizes none skips the memory runs`;
 
 const args = parseArgs(
   process.argv.slice(2),
@@ -67,6 +68,7 @@ const args = parseArgs(
     memoryPolicy: 'high',
     profile: 'auto',
     targetRateKbps: 10_000_000,
+    targets: 's3rver,null',
     out: 'bench/RESULTS-loopback.md',
     noWrite: false,
   },
@@ -78,7 +80,8 @@ if (args.quick) {
 }
 const size = parseSize(args.size);
 const policies = args.policies.split(',').map((p) => p.trim()) as RatePolicy[];
-const memorySizes = args.memorySizes.split(',').map(parseSize);
+const memorySizes = args.memorySizes === 'none' ? [] : args.memorySizes.split(',').map(parseSize);
+const targets = args.targets.split(',').map((t) => (t.trim() === 'null' ? 'null sink' : t.trim())) as ('s3rver' | 'null sink')[];
 const datagramSizes = String(args.datagramBytes).split(',').map((d) => Number(d.trim()));
 /** The SDK's default datagram: the memory runs and the profile use it. */
 const defaultDatagram = 1400;
@@ -153,7 +156,7 @@ async function main(): Promise<void> {
   };
 
   // 1. lib-storage into s3rver.
-  {
+  if (targets.includes('s3rver')) {
     const key = 'bench-lib-storage/file.bin';
     log(`\n▶ lib-storage Upload → s3rver (8 MiB parts, 4 at a time)`);
     const s3rverCpu0 = s3rver ? processCpuSeconds(s3rver) : NaN;
@@ -189,7 +192,7 @@ async function main(): Promise<void> {
   }
 
   // 2. Slipstream into s3rver and into the null sink, each policy, each with a fresh engine.
-  for (const target of ['s3rver', 'null sink'] as const) {
+  for (const target of targets) {
     for (const datagramBytes of datagramSizes) {
       for (const policy of policies) {
         rows.push(await slipstreamRun(stack, dir, { target, policy, datagramBytes, file, size, label: `Slipstream → ${target}`, s3rver, check }));

@@ -24,12 +24,19 @@ export class ConnectionDriver {
   private timerDueMs = Infinity;
   private serviceQueued = false;
   private stopped = false;
+  /** The last destination parsed, so a packet train to one peer splits the address once. */
+  private destination = { key: '', host: '', port: 0 };
 
+  /**
+   * `connected`: the socket is connected to the one peer (the SDK), so sends skip the per-datagram
+   * address lookup Node does for unconnected sockets.
+   */
   constructor(
     readonly conn: Connection,
     private readonly socket: Socket,
     private readonly onEvent: (event: ConnectionEvent) => void,
     private readonly clock: () => number = monotonicMs,
+    private readonly connected = false,
   ) {}
 
   input(bytes: Buffer, remote: string): void {
@@ -61,8 +68,12 @@ export class ConnectionDriver {
         const transmit = this.conn.pollTransmit(now);
         if (!transmit) break;
         progressed = true;
-        const colon = transmit.remote.lastIndexOf(':');
-        this.socket.send(transmit.bytes, Number(transmit.remote.slice(colon + 1)), transmit.remote.slice(0, colon));
+        if (this.connected) {
+          this.socket.send(transmit.bytes);
+          continue;
+        }
+        if (transmit.remote !== this.destination.key) this.destination = { key: transmit.remote, ...splitAddress(transmit.remote) };
+        this.socket.send(transmit.bytes, this.destination.port, this.destination.host);
       }
       if (!progressed) break;
     }

@@ -4,7 +4,7 @@ import { lookup } from 'node:dns/promises';
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import type { TransferSpec } from '../../contracts';
-import { addressKey, ConnectionDriver } from '../../core/udp-driver';
+import { addressKey, ConnectionDriver, monotonicMs } from '../../core/udp-driver';
 import { CloseCode, Connection, type ConnectionEvent } from '../../protocol/connection';
 import { RangeSet } from '../../protocol/ranges';
 import {
@@ -51,6 +51,11 @@ async function openSession(
   const { address, family } = await lookup(spec.remote_host);
   const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 8 * 1024 * 1024, sendBufferSize: 8 * 1024 * 1024 });
   await new Promise<void>((done) => socket.bind(0, done));
+  // Connected: the kernel drops datagrams from anyone else, and sends skip a lookup per datagram.
+  await new Promise<void>((done) => socket.connect(spec.fasp_port, address, done));
+  // A connected socket reports ICMP "port unreachable" (engine restarting) as a send error: the
+  // protocol's own timers decide whether the peer is gone, so errors here are not fatal.
+  socket.on('error', () => undefined);
   const remote = addressKey(address, spec.fasp_port);
   const conn = Connection.connect(performance.now(), remote, {
     token: spec.token,
@@ -67,10 +72,16 @@ async function openSession(
   });
   let settle: (value: { code: number; reason: string; byPeer: boolean }) => void = () => undefined;
   const closed = new Promise<{ code: number; reason: string; byPeer: boolean }>((r) => (settle = r));
-  const driver = new ConnectionDriver(conn, socket, (event) => {
-    if (event.type === 'closed') settle(event);
-    onEvent(event);
-  });
+  const driver = new ConnectionDriver(
+    conn,
+    socket,
+    (event) => {
+      if (event.type === 'closed') settle(event);
+      onEvent(event);
+    },
+    monotonicMs,
+    true,
+  );
   socket.on('message', (bytes, rinfo) => driver.input(bytes, addressKey(rinfo.address, rinfo.port)));
   driver.service();
   const send = (message: ControlMessage) => {
