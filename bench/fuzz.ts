@@ -405,7 +405,8 @@ async function tokenReplayProbe(stack: LocalStack, engine: BenchEngine, dir: str
   const after = await engine.health();
   log(
     `  engine sessions ${before.body.sessions} → ${after.body.sessions} (sessionsStarted +${Number(after.body.sessionsStarted) - Number(before.body.sessionsStarted)}, ` +
-      `hellosRefused +${Number(after.body.hellosRefused) - Number(before.body.hellosRefused)}); the engine answered the replayer with ${replies} datagrams / ${replyBytes} bytes for ${sentBytes} bytes sent`,
+      `hellosRefused +${Number(after.body.hellosRefused) - Number(before.body.hellosRefused)}, unprovenSessions ${after.body.unprovenSessions ?? '—'}, ` +
+      `unprovenDropped +${Number(after.body.unprovenDropped ?? 0) - Number(before.body.unprovenDropped ?? 0)}); the engine answered the replayer with ${replies} datagrams / ${replyBytes} bytes for ${sentBytes} bytes sent`,
   );
   const smallFile = join(dir, 'probe.bin');
   await writeRandomFile(smallFile, MiB);

@@ -4,6 +4,17 @@ export const transferStatusSchema = z.enum(['QUEUED', 'RUNNING', 'PAUSED', 'COMP
 export type TransferStatus = z.infer<typeof transferStatusSchema>;
 export const activeStatuses: readonly TransferStatus[] = ['QUEUED', 'RUNNING', 'PAUSED'];
 
+/** Kept per transfer, the newest last: enough to tell a flapping link, bounded so the record stays small. */
+export const maxTransportChanges = 20;
+
+/** A switch between the engine's UDP transport and HTTPS (HTTP fallback), as the client reported it. */
+export const transportChangeSchema = z.object({
+  transport: z.enum(['udp', 'http']),
+  at: z.string(),
+  reason: z.string(),
+});
+export type TransportChange = z.infer<typeof transportChangeSchema>;
+
 export const transferSchema = z.object({
   id: z.string(),
   bucket: z.string(),
@@ -21,6 +32,7 @@ export const transferSchema = z.object({
   updatedAt: z.string(),
   endedAt: z.string().nullable(),
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  transportChanges: z.array(transportChangeSchema).max(maxTransportChanges).default([]),
 });
 export type Transfer = z.infer<typeof transferSchema>;
 

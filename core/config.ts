@@ -15,8 +15,19 @@ export const configSchema = z.object({
   s3PublicEndpoint: urlSchema.optional(),
   s3ForcePathStyle: z.boolean(),
   dynamoDbEndpoint: urlSchema.optional(),
-  /** Fixed public API base URL; when unset, taken from each request (behind API Gateway that is right). */
-  publicUrl: urlSchema.optional(),
+  /**
+   * Fixed public API base URL, with a path when the API is mounted under one behind a reverse proxy
+   * (`https://files.example.com/slipstream`); when unset, each request's origin (right behind API Gateway).
+   */
+  publicUrl: urlSchema
+    .refine((url) => !/[?#]/.test(url), { message: 'must have no query or fragment' })
+    .optional(),
+  /**
+   * Take the public base URL from the reverse proxy's X-Forwarded-Proto/-Host/-Port/-Prefix headers
+   * (where present, over publicUrl). Only behind a proxy that sets them: any client can send them, and
+   * an untrusted value would put its URLs into the specs and connection info this API hands out.
+   */
+  trustProxy: z.boolean().optional(),
   engineHost: z.string().min(1),
   enginePort: portSchema,
   accessKeyTtlSeconds: z.number().int().min(60).max(12 * 3600),
@@ -48,6 +59,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Config {
     s3ForcePathStyle: env.SLIPSTREAM_S3_FORCE_PATH_STYLE === 'true' || Boolean(env.SLIPSTREAM_S3_ENDPOINT),
     dynamoDbEndpoint: env.SLIPSTREAM_DYNAMODB_ENDPOINT || undefined,
     publicUrl: env.SLIPSTREAM_PUBLIC_URL || undefined,
+    trustProxy: ['1', 'true'].includes(env.SLIPSTREAM_TRUST_PROXY ?? ''),
     engineHost: env.SLIPSTREAM_ENGINE_HOST ?? '127.0.0.1',
     enginePort: env.SLIPSTREAM_ENGINE_PORT ?? 33_001,
     accessKeyTtlSeconds: Number(env.SLIPSTREAM_ACCESS_KEY_TTL_SECONDS ?? 3600),
@@ -86,6 +98,7 @@ export function configToEnv(config: Config): Record<string, string> {
   if (config.s3PublicEndpoint) env.SLIPSTREAM_S3_PUBLIC_ENDPOINT = config.s3PublicEndpoint;
   if (config.dynamoDbEndpoint) env.SLIPSTREAM_DYNAMODB_ENDPOINT = config.dynamoDbEndpoint;
   if (config.publicUrl) env.SLIPSTREAM_PUBLIC_URL = config.publicUrl;
+  if (config.trustProxy) env.SLIPSTREAM_TRUST_PROXY = '1';
   if (config.tokenKeys?.source === 'inline') env.SLIPSTREAM_TOKEN_KEYS = config.tokenKeys.json;
   if (config.tokenKeys?.source === 'secrets-manager') env.SLIPSTREAM_TOKEN_SECRET_ARN = config.tokenKeys.secretArn;
   if (config.credentials) {

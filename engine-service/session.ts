@@ -9,6 +9,7 @@ import type { Ticket } from '../core/token';
 import { ConnectionDriver } from '../core/udp-driver';
 import { CloseCode, type Connection, type ConnectionEvent } from '../protocol/connection';
 import { decodeControl, encodeControl, maxFilesPerManifestMessage, type ControlMessage, type FileEntry } from '../protocol/transfer';
+import { resolveDownloadPaths } from '../core/download-paths';
 import { DownloadSource } from './download-source';
 import { NullSink, type DataSink } from './null-sink';
 import { UploadSink } from './upload-sink';
@@ -32,10 +33,22 @@ const cancelPollMs = 3_000;
 const progressIntervalMs = 1_000;
 /** Data handed to the connection per pump turn, at most. */
 const pumpBytes = 4 * 1024 * 1024;
+/** Control messages held while session start runs, at most: a whole manifest's batches and a few more. */
+const maxQueuedControl = Math.ceil(maxFilesPerTransfer / maxFilesPerManifestMessage) + 64;
+
+export interface SessionHooks {
+  /** The client proved it holds the session keys: the session is no longer a possible replay. */
+  onProven(session: EngineSession): void;
+  onEnded(session: EngineSession): void;
+}
 
 /**
  * One transfer session on the engine: the connection's application. Uploads go into an UploadSink
  * (multipart parts into S3, recorded in the state table); downloads come out of a DownloadSource.
+ *
+ * A sealed token is a bearer credential, and a replayed ClientHello opens a session like the real one:
+ * until the client's first authenticated packet proves it holds the keys the session is *unproven* and
+ * touches no storage (no S3 or state-table call) and logs nothing; the server bounds such sessions.
  */
 export class EngineSession {
   readonly driver: ConnectionDriver;
@@ -49,6 +62,7 @@ export class EngineSession {
   private readonly filesDone = new Set<number>();
   private readonly fileErrors = new Set<number>();
   private ready = false;
+  private proven = false;
   private ended = false;
   private cancelTimer: NodeJS.Timeout | undefined;
   private progressTimer: NodeJS.Timeout | undefined;
@@ -60,11 +74,23 @@ export class EngineSession {
     conn: Connection,
     socket: Socket,
     private readonly deps: SessionDeps,
-    private readonly onEnded: (session: EngineSession) => void,
+    private readonly hooks: SessionHooks,
   ) {
     this.driver = new ConnectionDriver(conn, socket, (event) => this.onEvent(event));
-    this.deps.log.info('session start', { transferId: ticket.transferId, direction: ticket.direction, remote: conn.remoteAddress });
-    void this.init();
+  }
+
+  /** Before `authenticated`: no storage was touched, so the session goes without a trace (and without a CLOSE). */
+  discard(): void {
+    this.ended = true;
+    this.driver.stop();
+  }
+
+  private onAuthenticated(): void {
+    this.proven = true;
+    this.hooks.onProven(this);
+    this.deps.log.info('session start', { transferId: this.ticket.transferId, direction: this.ticket.direction, remote: this.conn.remoteAddress });
+    // A first packet that is a CLOSE (a cancel) still ends the transfer as it says; nothing to start.
+    if (!this.conn.isClosed) void this.init();
   }
 
   private get conn(): Connection {
@@ -139,9 +165,13 @@ export class EngineSession {
           return;
         }
         if (this.ready) this.onControl(message);
-        else this.queued.push(message);
+        else if (this.queued.length < maxQueuedControl) this.queued.push(message);
+        else this.conn.close(CloseCode.protocolError, `more than ${maxQueuedControl} control messages before the session started`);
         break;
       }
+      case 'authenticated':
+        this.onAuthenticated();
+        break;
       case 'writable':
         this.pump();
         break;
@@ -284,7 +314,7 @@ export class EngineSession {
     if (!final) return this.conn.close(CloseCode.refused, 'send all download paths in one get message');
     for (const path of paths) if (!this.checkPath(path.replace(/\/+$/, '') || 'x')) return;
     try {
-      const resolved = await DownloadSource.resolve(this.deps.s3, this.ticket.bucket, this.ticket.keyPrefix, paths, { maxFiles: maxFilesPerTransfer });
+      const resolved = await resolveDownloadPaths(this.deps.s3, this.ticket.bucket, this.ticket.keyPrefix, paths, { maxFiles: maxFilesPerTransfer });
       for (let i = 0; i < resolved.length; i += maxFilesPerManifestMessage) {
         const batch = resolved.slice(i, i + maxFilesPerManifestMessage).map(({ index, path, size }) => ({ index, path, size }));
         this.send({ t: 'files', files: batch, final: i + maxFilesPerManifestMessage >= resolved.length });
@@ -354,6 +384,11 @@ export class EngineSession {
   private async end(code: number, reason: string, byPeer: boolean): Promise<void> {
     if (this.ended) return;
     this.ended = true;
+    if (!this.proven) {
+      // Never proven (closed by the engine before the client spoke): nothing was stored, nothing to record.
+      this.hooks.onEnded(this);
+      return;
+    }
     if (this.cancelTimer) clearInterval(this.cancelTimer);
     if (this.progressTimer) clearInterval(this.progressTimer);
     const transferId = this.ticket.transferId;
@@ -385,7 +420,7 @@ export class EngineSession {
       durationMs: Date.now() - this.startedAtMs,
       ...this.conn.stats(),
     });
-    this.onEnded(this);
+    this.hooks.onEnded(this);
   }
 
   /** Engine shutdown: stop taking data; a client resumes on another engine from the recorded parts. */

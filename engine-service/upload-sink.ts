@@ -8,6 +8,7 @@ import {
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { checksumMetadataKey } from '../contracts';
 import type { PartRecord, PartRepository } from '../core/state/parts';
 import { isActive, type TransferRepository } from '../core/state/transfers';
 import { RangeSet } from '../protocol/ranges';
@@ -30,8 +31,6 @@ import {
  * driver advertises receiveLimit() as MAX_DATA and write() refuses bytes beyond it.
  */
 
-/** Object metadata holding the verified composite checksum (protocol/transfer.ts compositeChecksum). */
-export const checksumMetadataKey = 'slipstream-sha256';
 const emptyDigest = partDigest(new Uint8Array(0));
 const progressIntervalMs = 1000;
 
@@ -262,15 +261,17 @@ export class UploadSink {
   /**
    * The furthest stream offset (exclusive) the sink accepts now: advertise it as MAX_DATA. Never short
    * of the end of the lowest pending part, so a part larger than maxBufferedBytes (files over ~80 GB
-   * have parts over 8 MiB) can still complete.
+   * have parts over 8 MiB) can still complete. Never past the manifest's end: no credit for bytes that
+   * cannot exist.
    */
   receiveLimit(): number {
+    const total = this.streamLayout.totalBytes;
     const frontier = this.frontier();
     const index = this.streamLayout.fileAt(frontier);
-    if (index === undefined) return frontier + this.maxBufferedBytes;
+    if (index === undefined) return Math.min(total, frontier + this.maxBufferedBytes);
     const file = this.fileStates[index]!;
     const [, partEnd] = this.partRange(file, Math.floor((frontier - file.start) / file.partSizeBytes) + 1);
-    return Math.max(frontier + this.maxBufferedBytes, partEnd);
+    return Math.min(total, Math.max(frontier + this.maxBufferedBytes, partEnd));
   }
 
   /**

@@ -5,6 +5,7 @@ import { createDocumentClient, createPresignS3Client, createS3Client } from '../
 import type { Config } from '../core/config';
 import { loadKeyring } from '../core/keyring-source';
 import { KeyRepository } from '../core/state/keys';
+import { PartRepository } from '../core/state/parts';
 import { PreferencesRepository } from '../core/state/preferences';
 import { TransferRepository } from '../core/state/transfers';
 import type { Keyring } from '../core/token';
@@ -18,6 +19,8 @@ export interface AppDeps {
   readonly keys: KeyRepository;
   readonly preferences: PreferencesRepository;
   readonly transfers: TransferRepository;
+  /** Files and durable parts of transfers, shared with the engine (HTTP fallback continues its uploads). */
+  readonly parts: PartRepository;
   readonly guard: BucketGuard;
   /** Loaded on first use, so route groups that never seal or open a token need no access to the key. */
   readonly keyring: () => Promise<Keyring>;
@@ -36,6 +39,7 @@ export function createDeps(config: Config): AppDeps {
     keys: new KeyRepository(db, config.tableName),
     preferences: new PreferencesRepository(db, config.tableName),
     transfers: new TransferRepository(db, config.tableName),
+    parts: new PartRepository(db, config.tableName),
     guard: new BucketGuard(s3),
     keyring: () => {
       keyring ??= loadKeyring(config).catch((error: unknown) => {

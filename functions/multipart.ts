@@ -120,20 +120,39 @@ export async function signPartUrls(deps: AppDeps, transfer: TransferItem, partNu
   return { parts, expiresAt };
 }
 
-/** Every part S3 holds for the upload (ListParts pages at 1,000). */
-export async function listUploadedParts(deps: AppDeps, transfer: TransferItem): Promise<UploadedPart[]> {
-  const { uploadId, key } = requireActiveUpload(transfer);
+/** RGW answers NoSuchKey where S3 says NoSuchUpload (an aborted or completed upload). */
+export function isNoSuchUpload(error: unknown): boolean {
+  const { name, $metadata } = (error ?? {}) as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return error instanceof NoSuchUpload || name === 'NoSuchUpload' || name === 'NoSuchKey' || $metadata?.httpStatusCode === 404;
+}
+
+/**
+ * The parts S3 holds for a multipart upload, in part order (ListParts pages at 1,000): all of them, or
+ * `limit` from part `fromPart` on. Throws ServiceError NoSuchUpload when the upload is gone.
+ */
+export async function listPartsOf(
+  deps: Pick<AppDeps, 's3'>,
+  upload: { bucket: string; key: string; uploadId: string },
+  range: { fromPart?: number; limit?: number } = {},
+): Promise<UploadedPart[]> {
   const parts: UploadedPart[] = [];
-  let marker: string | undefined;
-  for (let page = 0; page <= maxPartCount / 1000; page += 1) {
+  const limit = range.limit ?? maxPartCount;
+  let marker = range.fromPart !== undefined && range.fromPart > 1 ? String(range.fromPart - 1) : undefined;
+  for (let page = 0; page <= maxPartCount / 1000 && parts.length < limit; page += 1) {
     let result;
     try {
       result = await deps.s3.send(
-        new ListPartsCommand({ Bucket: transfer.bucket, Key: key, UploadId: uploadId, ...(marker ? { PartNumberMarker: marker } : {}) }),
+        new ListPartsCommand({
+          Bucket: upload.bucket,
+          Key: upload.key,
+          UploadId: upload.uploadId,
+          ...(marker ? { PartNumberMarker: marker } : {}),
+          ...(limit < 1000 ? { MaxParts: limit } : {}),
+        }),
       );
     } catch (error) {
-      if (error instanceof NoSuchUpload || (error as { name?: string }).name === 'NoSuchUpload') {
-        throw new ServiceError('NoSuchUpload', `the multipart upload of transfer ${transfer.id} no longer exists in S3 (aborted or expired)`);
+      if (isNoSuchUpload(error)) {
+        throw new ServiceError('NoSuchUpload', `the multipart upload of ${upload.key} no longer exists in S3 (aborted or expired)`);
       }
       throw error;
     }
@@ -143,10 +162,23 @@ export async function listUploadedParts(deps: AppDeps, transfer: TransferItem): 
     if (!result.IsTruncated) break;
     marker = String(result.NextPartNumberMarker ?? '');
   }
-  return parts.sort((a, b) => a.partNumber - b.partNumber);
+  return parts.slice(0, limit).sort((a, b) => a.partNumber - b.partNumber);
 }
 
-const unquote = (etag: string) => etag.replace(/^"|"$/g, '');
+/** Every part S3 holds for the upload. */
+export async function listUploadedParts(deps: AppDeps, transfer: TransferItem): Promise<UploadedPart[]> {
+  const { uploadId, key } = requireActiveUpload(transfer);
+  try {
+    return await listPartsOf(deps, { bucket: transfer.bucket, key, uploadId });
+  } catch (error) {
+    if (error instanceof ServiceError && error.code === 'NoSuchUpload') {
+      throw new ServiceError('NoSuchUpload', `the multipart upload of transfer ${transfer.id} no longer exists in S3 (aborted or expired)`);
+    }
+    throw error;
+  }
+}
+
+export const unquote = (etag: string) => etag.replace(/^"|"$/g, '');
 
 /**
  * Checks the parts S3 holds against the plan before completing, so an object is never committed short,
@@ -228,7 +260,7 @@ export async function abortMultipartTransfer(deps: AppDeps, transfer: TransferIt
   try {
     await deps.s3.send(new AbortMultipartUploadCommand({ Bucket: transfer.bucket, Key: key, UploadId: uploadId }));
   } catch (error) {
-    if (!(error instanceof NoSuchUpload || (error as { name?: string }).name === 'NoSuchUpload')) throw error;
+    if (!isNoSuchUpload(error)) throw error;
   }
   await deps.transfers.finish(transfer.id, 'CANCELED', deps.now());
 }

@@ -8,6 +8,11 @@ const usage = `Usage: npm start -- [options]
   --host <addr>           listen address (SLIPSTREAM_LISTEN_HOST, default 127.0.0.1)
   --public-host <host>    host advertised to clients in connection info, specs and presigned URLs
                           (SLIPSTREAM_PUBLIC_HOST, default: the listen address, or 127.0.0.1 for 0.0.0.0)
+  --public-url <url>      the API's public base URL, path included, when a reverse proxy serves it
+                          (SLIPSTREAM_PUBLIC_URL, e.g. https://files.example.com/slipstream)
+  --trust-proxy           take the public base URL from the reverse proxy's X-Forwarded-Proto/-Host/
+                          -Port/-Prefix headers (SLIPSTREAM_TRUST_PROXY=1); only behind a proxy that
+                          sets them, since any client can send them
   --port <n>              API port (SLIPSTREAM_PORT, default 8080)
   --s3-port <n>           s3rver port (SLIPSTREAM_S3_PORT, default 4568)
   --dynamodb-port <n>     dynalite port (SLIPSTREAM_DYNAMODB_PORT, default 4567)
@@ -21,6 +26,8 @@ const port = z.coerce.number().int().min(1).max(65_535);
 const optionsSchema = z.object({
   host: z.string().min(1),
   publicHost: z.string().min(1).optional(),
+  publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+  trustProxy: z.boolean(),
   port,
   s3Port: port,
   dynamoDbPort: port,
@@ -35,6 +42,8 @@ function parseOptions() {
     options: {
       host: { type: 'string' },
       'public-host': { type: 'string' },
+      'public-url': { type: 'string' },
+      'trust-proxy': { type: 'boolean' },
       port: { type: 'string' },
       's3-port': { type: 'string' },
       'dynamodb-port': { type: 'string' },
@@ -54,6 +63,8 @@ function parseOptions() {
   const parsed = optionsSchema.safeParse({
     host: values.host ?? env.SLIPSTREAM_LISTEN_HOST ?? '127.0.0.1',
     publicHost: values['public-host'] ?? env.SLIPSTREAM_PUBLIC_HOST,
+    publicUrl: values['public-url'] ?? (env.SLIPSTREAM_PUBLIC_URL || undefined),
+    trustProxy: values['trust-proxy'] ?? ['1', 'true'].includes(env.SLIPSTREAM_TRUST_PROXY ?? ''),
     port: values.port ?? env.SLIPSTREAM_PORT ?? 8080,
     s3Port: values['s3-port'] ?? env.SLIPSTREAM_S3_PORT ?? 4568,
     dynamoDbPort: values['dynamodb-port'] ?? env.SLIPSTREAM_DYNAMODB_PORT ?? 4567,
@@ -81,6 +92,8 @@ async function main(): Promise<void> {
     engineHealthPort: o.engineHealthPort,
     dataDir: o.dataDir,
     bucket: o.bucket,
+    ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}),
+    trustProxy: o.trustProxy,
   });
   const key = stack.credentials.apiKey;
   console.log(`Slipstream local stack is running (data in ${o.dataDir}/, kept across restarts)

@@ -27,6 +27,10 @@ export interface LocalStackOptions {
   bucket: string;
   /** Extra browser origins allowed by the bucket's CORS, besides the API's own. */
   corsOrigins?: readonly string[];
+  /** The API's public base URL when it differs from `http://publicHost:apiPort` (behind a reverse proxy, maybe with a path). */
+  publicUrl?: string;
+  /** Build the public base URL from a reverse proxy's X-Forwarded-* headers (core/config.ts trustProxy). */
+  trustProxy?: boolean;
 }
 
 export interface LocalStack {
@@ -80,7 +84,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       s3PublicEndpoint: `http://${options.publicHost}:${options.s3Port}`,
       s3ForcePathStyle: true,
       dynamoDbEndpoint: dynalite.endpoint,
-      publicUrl: apiUrl,
+      publicUrl: options.publicUrl ?? apiUrl,
+      ...(options.trustProxy ? { trustProxy: true } : {}),
       engineHost: options.publicHost,
       enginePort: options.enginePort,
       accessKeyTtlSeconds: 3600,

@@ -1,5 +1,6 @@
-import { deriveSessionKeys, nonceBytes, packetsPerKey, tagBytes, type PacketKey } from './keys';
+import { deriveSessionKeys, nonceBytes, packetsPerKey, pathChallengeData, tagBytes, type PacketKey } from './keys';
 import {
+  FrameType,
   FrameWriter,
   PacketType,
   connectionIdBytes,
@@ -7,6 +8,7 @@ import {
   keyPhaseBit,
   maxAckRanges,
   parseFrames,
+  pathDataBytes,
   protocolVersion,
   serverHelloHeaderBytes,
   shortHeaderBytes,
@@ -71,7 +73,9 @@ export type ConnectionEvent =
   | { type: 'control'; message: Buffer }
   /** Room in the send buffer again. */
   | { type: 'writable' }
-  /** The peer now talks from another address (NAT rebinding); replies follow it. */
+  /** Server: the client proved it holds the session keys (its first authenticated packet). */
+  | { type: 'authenticated' }
+  /** The peer now talks from another address (NAT rebinding) and answered a path challenge there; replies follow it. */
   | { type: 'migrated'; remote: string }
   | { type: 'closed'; code: number; reason: string; byPeer: boolean };
 
@@ -106,6 +110,19 @@ interface SentPacket {
   state: 'inflight' | 'acked' | 'lost';
 }
 
+/** A candidate address for the peer, not yet validated. */
+interface PathProbe {
+  remote: string;
+  challenge: Buffer;
+  /** Authenticated bytes from it, and bytes sent to it: the amplification budget. */
+  receivedBytes: number;
+  sentBytes: number;
+  /** When the challenge (next) goes out; Infinity: only when the peer next speaks from there. */
+  dueMs: number;
+  lastSentMs: number;
+  attempts: number;
+}
+
 const packetThreshold = 3;
 const timeThreshold = 9 / 8;
 const initialRttMs = 100;
@@ -117,6 +134,11 @@ const controlWindowBytes = 1024 * 1024;
 const maxControlMessageBytes = 256 * 1024;
 const helloRetryMs = 500;
 const amplificationFactor = 3;
+/** PATH_CHALLENGEs sent on a timer to one candidate address; after that only a packet from it brings another. */
+const maxPathChallenges = 3;
+/** PATH_RESPONSEs owed at once, at most (further challenges are ignored: the peer repeats them). */
+const maxPathResponses = 4;
+const pathPacketBytes = shortHeaderBytes + 1 + pathDataBytes + tagBytes;
 
 type State = 'handshake' | 'connected' | 'closing' | 'closed';
 
@@ -165,10 +187,22 @@ export class Connection implements FrameVisitor {
   private bytesReceivedUnvalidated = 0;
   private bytesSentUnvalidated = 0;
 
+  // Path validation (RFC 9000 §8.2): the newest packet from another address makes that address a
+  // candidate, probed with a PATH_CHALLENGE; replies move there only once it echoes the challenge, so
+  // a copied packet cannot redirect the session. Until then the candidate gets at most 3× what came from it.
+  private pathKey: Buffer | undefined;
+  private pathChallengesSent = 0;
+  private pathProbe: PathProbe | undefined;
+  private readonly pathResponses: { remote: string; data: Buffer }[] = [];
+  /** The source address of the datagram being handled. */
+  private packetRemote = '';
+
   // Packet numbers and recovery
   private nextPacketNumber = 0;
   private readonly sent: (SentPacket | undefined)[] = [];
   private sentBase = 0;
+  /** Every packet number below this is settled (acknowledged, lost or not ack-eliciting). */
+  private sentFloor = 0;
   private largestAcked = -1;
   private suspects: number[] = [];
   private lossTimeMs: number | undefined;
@@ -203,6 +237,8 @@ export class Connection implements FrameVisitor {
   // Data stream, receiving side
   private readonly received = new RangeSet();
   private localMaxData: number;
+  /** The limit last sent in a MAX_DATA frame. */
+  private advertisedMaxData = 0;
   private maxDataDue = false;
 
   // Control stream
@@ -304,6 +340,7 @@ export class Connection implements FrameVisitor {
     conn.sendKey = keys.serverToClient;
     conn.receiveKey = keys.clientToServer;
     conn.receiveNextKey = keys.clientToServer.next();
+    conn.pathKey = keys.path;
     conn.bytesReceivedUnvalidated = helloBytes;
     conn.serverHello = conn.buildServerHello(options.nonce);
     conn.events.push({ type: 'connected' });
@@ -372,12 +409,16 @@ export class Connection implements FrameVisitor {
     this.controlUnsent.add(start, this.controlOut.length);
   }
 
-  /** Receiver: the peer may send data up to this stream offset (never lowered). */
+  /**
+   * Receiver: the peer may send data up to this stream offset (never lowered). The new limit is
+   * advertised once the peer has used half of the credit it holds (as QUIC does), not on every call:
+   * a receiver that raises it per packet would otherwise make every ACK an ack-eliciting packet.
+   */
   setMaxData(offset: number): void {
-    if (offset > this.localMaxData) {
-      this.localMaxData = offset;
-      this.maxDataDue = true;
-    }
+    if (offset <= this.localMaxData) return;
+    this.localMaxData = offset;
+    const receivedEnd = this.received.max ?? 0;
+    if (offset - this.advertisedMaxData >= this.advertisedMaxData - receivedEnd) this.maxDataDue = true;
   }
 
   /** Stops or restarts sending data (control, ACKs and keepalives go on). */
@@ -405,6 +446,7 @@ export class Connection implements FrameVisitor {
 
   handleDatagram(now: number, remote: string, bytes: Buffer): void {
     this.nowMs = Math.max(this.nowMs, now);
+    this.packetRemote = remote;
     if (this.state === 'closed' && !this.closedByPeer) return;
     this.stats_.bytesReceived += bytes.length;
     if (!this.addressValidated) this.bytesReceivedUnvalidated += bytes.length;
@@ -474,6 +516,7 @@ export class Connection implements FrameVisitor {
     this.sendKey = keys.clientToServer;
     this.receiveKey = keys.serverToClient;
     this.receiveNextKey = keys.serverToClient.next();
+    this.pathKey = keys.path;
     this.peerConnectionId = serverCid;
     this.state = 'connected';
     this.clientHello = undefined;
@@ -526,11 +569,13 @@ export class Connection implements FrameVisitor {
       return;
     }
     this.lastReceiveMs = now;
-    if (!this.addressValidated) this.addressValidated = true;
-    if (remote !== this.remote && pn > this.largestReceivedPn) {
-      this.remote = remote;
-      this.events.push({ type: 'migrated', remote });
+    if (!this.addressValidated) {
+      // The first packet that opens: the client holds the keys, so it got our ServerHello, which went to
+      // `remote` — that address is validated too. Until now this could have been a replayed hello.
+      this.addressValidated = true;
+      this.events.push({ type: 'authenticated' });
     }
+    this.notePath(remote, pn, b.length);
     this.packetAckEliciting = false;
     if (!parseFrames(plain, this)) {
       this.protocolError('malformed frame');
@@ -561,6 +606,34 @@ export class Connection implements FrameVisitor {
     this.close(CloseCode.protocolError, reason);
   }
 
+  /** An authenticated packet `pn` of `bytes` came from `remote`: is that a new path to validate? */
+  private notePath(remote: string, pn: number, bytes: number): void {
+    const newest = pn > this.largestReceivedPn;
+    const probe = this.pathProbe;
+    if (remote === this.remote) {
+      // The peer still talks from here: a candidate (say, a copy that raced ahead of this packet) is moot.
+      if (newest) this.pathProbe = undefined;
+      return;
+    }
+    if (probe?.remote === remote) {
+      probe.receivedBytes += bytes;
+      // Challenged and not answered within a PTO: the peer speaking from there brings the next try.
+      if (probe.dueMs === Infinity && this.nowMs >= probe.lastSentMs + this.ptoMs()) probe.dueMs = this.nowMs;
+      return;
+    }
+    // A late packet from an address the peer left is no reason to probe it.
+    if (!newest) return;
+    this.pathProbe = {
+      remote,
+      challenge: pathChallengeData(this.pathKey!, this.pathChallengesSent++),
+      receivedBytes: bytes,
+      sentBytes: 0,
+      dueMs: this.nowMs,
+      lastSentMs: -Infinity,
+      attempts: 0,
+    };
+  }
+
   // ── Frames (FrameVisitor) ───────────────────────────────────────────────────────────────────────
 
   ping(): void {
@@ -569,6 +642,20 @@ export class Connection implements FrameVisitor {
 
   params(): void {
     this.packetAckEliciting = true;
+  }
+
+  /** Answered on the path the challenge came by, not the session's (RFC 9000 §8.2.2). */
+  pathChallenge(data: Buffer): void {
+    if (this.pathResponses.length < maxPathResponses) this.pathResponses.push({ remote: this.packetRemote, data: Buffer.from(data) });
+  }
+
+  pathResponse(data: Buffer): void {
+    const probe = this.pathProbe;
+    // Only an answer from the probed address validates it: a copy of the answer sent from elsewhere does not.
+    if (!probe || probe.remote !== this.packetRemote || !probe.challenge.equals(data)) return;
+    this.pathProbe = undefined;
+    this.remote = probe.remote;
+    this.events.push({ type: 'migrated', remote: probe.remote });
   }
 
   maxData(offset: number): void {
@@ -655,7 +742,8 @@ export class Connection implements FrameVisitor {
     let largestNewlyAckedPn = -1;
     let ackElicitingAcked = false;
     for (const [start, end] of ranges) {
-      for (let pn = Math.max(start, this.sentBase); pn < end; pn += 1) {
+      // ACK ranges repeat old, settled packets: start at the floor, not at the ranges' starts.
+      for (let pn = Math.max(start, this.sentFloor); pn < end; pn += 1) {
         const packet = this.sent[pn - this.sentBase];
         if (!packet || packet.state === 'acked') continue;
         if (packet.state === 'inflight' && packet.ackEliciting) this.bytesInFlight -= packet.sizeBytes;
@@ -755,8 +843,9 @@ export class Connection implements FrameVisitor {
   }
 
   private compactSent(): void {
-    let drop = 0;
+    let drop = this.sentFloor - this.sentBase;
     while (drop < this.sent.length && this.sent[drop] === undefined) drop += 1;
+    this.sentFloor = this.sentBase + drop;
     if (drop > 1024 || drop === this.sent.length) {
       this.sent.splice(0, drop);
       this.sentBase += drop;
@@ -862,6 +951,9 @@ export class Connection implements FrameVisitor {
     if (this.lossTimeMs !== undefined) candidates.push(this.lossTimeMs);
     const pto = this.ptoDeadline();
     if (pto !== undefined) candidates.push(pto);
+    // As for keepalives: a challenge the candidate's budget forbids waits for a packet, not a timer.
+    const probe = this.pathProbe;
+    if (probe && probe.dueMs !== Infinity && this.pathBudgetAllows(probe)) candidates.push(probe.dueMs);
     if (this.addressValidated && (this.hasDataToSend() || this.hasControlToSend()) && !this.inflightCapped()) {
       this.pacer.refill(this.nowMs, this.rate.rateBps);
       candidates.push(this.pacer.nextSendMs(this.nowMs, this.rate.rateBps, this.config.maxDatagramBytes));
@@ -924,11 +1016,38 @@ export class Connection implements FrameVisitor {
       this.stats_.bytesSent += this.serverHello.length;
       return { remote: this.remote, bytes: this.serverHello };
     }
+    // Connected or closing: a CLOSE, too, must find a peer that moved (closing has no probe timer; the
+    // peer's packets from the new address bring each try).
+    const response = this.pathResponses.shift();
+    if (response) return this.buildPathPacket(now, response.remote, FrameType.pathResponse, response.data);
+    const probe = this.pathProbe;
+    if (probe && now >= probe.dueMs && this.pathBudgetAllows(probe)) {
+      probe.attempts += 1;
+      probe.lastSentMs = now;
+      probe.sentBytes += pathPacketBytes;
+      probe.dueMs = probe.attempts < maxPathChallenges ? now + this.ptoMs() * 2 ** (probe.attempts - 1) : Infinity;
+      return this.buildPathPacket(now, probe.remote, FrameType.pathChallenge, probe.challenge);
+    }
     return this.buildPacket(now);
   }
 
   private amplificationAllows(bytes: number): boolean {
     return this.addressValidated || this.bytesSentUnvalidated + bytes <= amplificationFactor * this.bytesReceivedUnvalidated;
+  }
+
+  private pathBudgetAllows(probe: PathProbe): boolean {
+    return probe.sentBytes + pathPacketBytes <= amplificationFactor * probe.receivedBytes;
+  }
+
+  /**
+   * A packet holding one PATH_CHALLENGE or PATH_RESPONSE, to `remote` (which may not be the session's
+   * address). Not tracked for loss: a lost challenge is repeated, a lost response is asked for again.
+   */
+  private buildPathPacket(now: number, remote: string, type: typeof FrameType.pathChallenge | typeof FrameType.pathResponse, data: Buffer): Transmit | undefined {
+    this.writer.reset();
+    this.writer.path(type, data);
+    const sealed = this.seal(now, { timeSentMs: now, sizeBytes: 0, ackEliciting: false, data: undefined, control: undefined, maxData: false, state: 'inflight' });
+    return sealed && { remote, bytes: sealed.bytes };
   }
 
   private buildPacket(now: number): Transmit | undefined {
@@ -951,6 +1070,7 @@ export class Connection implements FrameVisitor {
     if (ackDue) this.writeAck(now);
     if (this.maxDataDue && w.room >= 7) {
       w.maxData(this.localMaxData);
+      this.advertisedMaxData = this.localMaxData;
       record.maxData = true;
       this.maxDataDue = false;
       this.packetAckEliciting = true;

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync } from 'node:crypto';
 
 export const keyBytes = 32;
 export const ivBytes = 12;
@@ -67,11 +67,25 @@ export class PacketKey {
 export interface SessionKeys {
   clientToServer: PacketKey;
   serverToClient: PacketKey;
+  /** Keys PATH_CHALLENGE data (`pathChallengeData`). */
+  path: Buffer;
 }
 
 /** HKDF over the session secret from the token, salted with both sides' fresh nonces. */
 export function deriveSessionKeys(secret: Uint8Array, clientNonce: Uint8Array, serverNonce: Uint8Array): SessionKeys {
   const salt = Buffer.concat([clientNonce, serverNonce]);
   const directional = (label: string) => new PacketKey(Buffer.from(hkdfSync('sha256', secret, salt, `slipstream/1 ${label}`, secretBytes)));
-  return { clientToServer: directional('c2s'), serverToClient: directional('s2c') };
+  const path = Buffer.from(hkdfSync('sha256', secret, salt, 'slipstream/1 path', secretBytes));
+  return { clientToServer: directional('c2s'), serverToClient: directional('s2c'), path };
+}
+
+/**
+ * The `counter`th PATH_CHALLENGE's 8 bytes: HMAC-SHA256(path key, counter), truncated. The core has no
+ * randomness of its own; without the session secret these bytes cannot be predicted (and a PATH_RESPONSE
+ * is AEAD-sealed, so it cannot be forged either).
+ */
+export function pathChallengeData(key: Buffer, counter: number): Buffer {
+  const message = Buffer.alloc(8);
+  message.writeUIntBE(counter, 2, 6);
+  return createHmac('sha256', key).update(message).digest().subarray(0, 8);
 }

@@ -19,9 +19,13 @@ export const FrameType = {
   maxData: 0x05,
   close: 0x06,
   params: 0x07,
+  pathChallenge: 0x08,
+  pathResponse: 0x09,
 } as const;
 
 export const maxAckRanges = 32;
+/** PATH_CHALLENGE / PATH_RESPONSE data (RFC 9000 §19.17). */
+export const pathDataBytes = 8;
 
 export interface ClientHello {
   version: number;
@@ -142,6 +146,13 @@ export class FrameWriter {
     this.at = this.buf.writeUInt16BE(maxDatagramBytes, this.at);
     this.at = this.buf.writeUInt32BE(idleTimeoutMs, this.at);
   }
+
+  /** PATH_CHALLENGE or PATH_RESPONSE: the type, then `pathDataBytes` of data. */
+  path(type: typeof FrameType.pathChallenge | typeof FrameType.pathResponse, data: Uint8Array): void {
+    this.buf[this.at++] = type;
+    this.buf.set(data.subarray(0, pathDataBytes), this.at);
+    this.at += pathDataBytes;
+  }
 }
 
 export interface FrameVisitor {
@@ -153,6 +164,8 @@ export interface FrameVisitor {
   maxData(offset: number): void;
   closeFrame(code: number, reason: string): void;
   params(maxDatagramBytes: number, idleTimeoutMs: number): void;
+  pathChallenge(data: Buffer): void;
+  pathResponse(data: Buffer): void;
 }
 
 /**
@@ -161,19 +174,20 @@ export interface FrameVisitor {
  */
 export function parseFrames(b: Buffer, visit: FrameVisitor): boolean {
   let at = 0;
-  const need = (n: number) => at + n <= b.length;
-  while (at < b.length) {
+  // Bounds checks are inline (`at + n > end`), not a closure: this runs for every packet.
+  const end = b.length;
+  while (at < end) {
     const type = b[at++]!;
     switch (type) {
       case FrameType.ping:
         visit.ping();
         break;
       case FrameType.ack: {
-        if (!need(5)) return false;
+        if (at + 5 > end) return false;
         const delay = b.readUInt32BE(at);
         const count = b[at + 4]!;
         at += 5;
-        if (count === 0 || count > maxAckRanges || !need(count * 10)) return false;
+        if (count === 0 || count > maxAckRanges || at + count * 10 > end) return false;
         const ranges: [number, number][] = [];
         for (let i = 0; i < count; i += 1) {
           const start = b.readUIntBE(at, 6);
@@ -187,11 +201,11 @@ export function parseFrames(b: Buffer, visit: FrameVisitor): boolean {
       }
       case FrameType.data:
       case FrameType.control: {
-        if (!need(8)) return false;
+        if (at + 8 > end) return false;
         const offset = b.readUIntBE(at, 6);
         const length = b.readUInt16BE(at + 6);
         at += 8;
-        if (!need(length)) return false;
+        if (at + length > end) return false;
         const bytes = b.subarray(at, at + length);
         at += length;
         if (type === FrameType.data) visit.data(offset, bytes);
@@ -199,25 +213,34 @@ export function parseFrames(b: Buffer, visit: FrameVisitor): boolean {
         break;
       }
       case FrameType.maxData:
-        if (!need(6)) return false;
+        if (at + 6 > end) return false;
         visit.maxData(b.readUIntBE(at, 6));
         at += 6;
         break;
       case FrameType.close: {
-        if (!need(4)) return false;
+        if (at + 4 > end) return false;
         const code = b.readUInt16BE(at);
         const length = b.readUInt16BE(at + 2);
         at += 4;
-        if (!need(length)) return false;
+        if (at + length > end) return false;
         visit.closeFrame(code, b.subarray(at, at + length).toString('utf8'));
         at += length;
         break;
       }
       case FrameType.params:
-        if (!need(6)) return false;
+        if (at + 6 > end) return false;
         visit.params(b.readUInt16BE(at), b.readUInt32BE(at + 2));
         at += 6;
         break;
+      case FrameType.pathChallenge:
+      case FrameType.pathResponse: {
+        if (at + pathDataBytes > end) return false;
+        const data = b.subarray(at, at + pathDataBytes);
+        at += pathDataBytes;
+        if (type === FrameType.pathChallenge) visit.pathChallenge(data);
+        else visit.pathResponse(data);
+        break;
+      }
       default:
         return false;
     }

@@ -76,7 +76,8 @@ export class ProgressReporter {
     if (!force && now - this.lastBarMs < (this.options.barIntervalMs ?? defaultBarIntervalMs)) return;
     this.lastBarMs = now;
     const columns = this.io.stderr.columns ?? 80;
-    const label = this.status === 'PAUSED' ? `${this.options.label} (paused)` : this.options.label;
+    const transport = this.latest.transport === 'http' ? ' over HTTPS' : '';
+    const label = `${this.options.label}${transport}${this.status === 'PAUSED' ? ' (paused)' : ''}`;
     this.io.stderr.write(`\r${formatProgressLine(this.latest, columns, label)}\x1b[K`);
     this.barShown = true;
   }

@@ -192,4 +192,67 @@ export class SlipstreamApi {
   async cancelTransfer(id: string): Promise<Transfer> {
     return (await this.request(`/v1/transfers/${encodeURIComponent(id)}/cancel`, transferSchema, { method: 'POST' })).body;
   }
+
+  // ── HTTP fallback: the same transfer, continued over HTTPS (README "When UDP is blocked") ──────────
+
+  /** Records a switch of transport on the transfer (shown in its status). */
+  async recordTransport(id: string, transport: 'http' | 'udp', reason: string): Promise<Transfer> {
+    return (await this.request(`${transferPath(id)}/transport`, transferSchema, { method: 'POST', json: { transport, reason: reason.slice(0, 200) } })).body;
+  }
+
+  /** Finds or starts file `index`'s multipart upload; lists the parts already durable (not to be sent again). */
+  async fallbackFile(id: string, index: number, file: { path: string; sizeBytes: number; sha256: string }, signal?: AbortSignal): Promise<FallbackFileState> {
+    return (await this.request(`${transferPath(id)}/files/${index}/upload`, fallbackFileStateSchema, { method: 'POST', json: file, ...(signal ? { signal } : {}) })).body;
+  }
+
+  /** Presigned part URLs; S3 refuses a body whose MD5 is not the one signed. */
+  async signFallbackParts(id: string, index: number, parts: { partNumber: number; md5: string }[], signal?: AbortSignal): Promise<SignedParts> {
+    return (await this.request(`${transferPath(id)}/files/${index}/parts`, signedPartsSchema, { method: 'POST', json: { parts }, ...(signal ? { signal } : {}) })).body;
+  }
+
+  /** Reports a part S3 accepted; the service checks it with S3 and records it durable. */
+  async recordFallbackPart(id: string, index: number, partNumber: number, part: { etag: string; sha256: string }, signal?: AbortSignal): Promise<void> {
+    await this.request(`${transferPath(id)}/files/${index}/parts/${partNumber}`, z.unknown(), { method: 'POST', json: part, ...(signal ? { signal } : {}) });
+  }
+
+  /** Completes the file's object once every part is durable and the checksum matches. */
+  async completeFallbackFile(id: string, index: number, sha256: string, signal?: AbortSignal): Promise<void> {
+    await this.request(`${transferPath(id)}/files/${index}/complete`, z.unknown(), { method: 'POST', json: { sha256 }, ...(signal ? { signal } : {}) });
+  }
+
+  async finishFallbackTransfer(id: string, files: number): Promise<void> {
+    await this.request(`${transferPath(id)}/finish`, z.unknown(), { method: 'POST', json: { files } });
+  }
+
+  /** Presigned GET URLs for download paths (objects, or prefixes ending in `/`), up to 100 paths a call. */
+  async fallbackDownloads(id: string, paths: string[], signal?: AbortSignal): Promise<FallbackDownloads> {
+    return (await this.request(`${transferPath(id)}/downloads`, fallbackDownloadsSchema, { method: 'POST', json: { paths }, ...(signal ? { signal } : {}) })).body;
+  }
 }
+
+const transferPath = (id: string) => `/v1/transfers/${encodeURIComponent(id)}`;
+
+const fallbackFileStateSchema = z.object({
+  fileIndex: z.number().int(),
+  key: z.string(),
+  status: z.enum(['open', 'committed']),
+  uploadId: z.string().nullable(),
+  partSizeBytes: z.number().int().positive(),
+  partCount: z.number().int().min(1),
+  parts: z.array(z.object({ partNumber: z.number().int(), sizeBytes: z.number().int(), sha256: z.string(), etag: z.string() })),
+});
+export type FallbackFileState = z.infer<typeof fallbackFileStateSchema>;
+
+const signedPartsSchema = z.object({
+  parts: z.array(z.object({ partNumber: z.number().int(), url: z.string().url(), sizeBytes: z.number().int(), headers: z.record(z.string(), z.string()) })),
+  expiresAt: z.string(),
+});
+export type SignedParts = z.infer<typeof signedPartsSchema>;
+
+const fallbackDownloadsSchema = z.object({
+  files: z.array(
+    z.object({ path: z.string(), key: z.string(), url: z.string().url(), sizeBytes: z.number().int().min(0), etag: z.string().nullish(), sha256: z.string().nullish() }),
+  ),
+  expiresAt: z.string(),
+});
+export type FallbackDownloads = z.infer<typeof fallbackDownloadsSchema>;

@@ -1,5 +1,5 @@
 import { lstat, readdir, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, resolve, sep } from 'node:path';
 import { bucketNameSchema, objectKeyProblem, objectKeySchema } from '../../contracts';
 import { SlipstreamInputError } from './errors';
 
@@ -137,4 +137,11 @@ export function parseS3Url(url: string): S3Location {
 /** `s3://bucket/key`, for messages. */
 export function formatS3Url(location: { bucket: string; key: string }): string {
   return `s3://${location.bucket}/${location.key}`;
+}
+
+/** Local path for a key, refusing anything that would land outside the target folder. */
+export function localPathFor(root: string, path: string): string {
+  const target = resolve(root, path);
+  if (target !== resolve(root) && !target.startsWith(resolve(root) + sep)) throw new Error(`refusing to write outside ${root}: ${path}`);
+  return target;
 }

@@ -1,4 +1,5 @@
 import type { TransferSpec, TransferStatus } from '../../contracts';
+import type { RangeSet } from '../../protocol/ranges';
 
 /**
  * The seam between the SDK and the UDP session (`client/sdk/session.ts`, written separately). The SDK
@@ -26,7 +27,21 @@ export type SessionJob = (
 ) & {
   /** UDP payload size of what this side sends (default 1400, like Aspera's packet size setting). */
   datagramBytes?: number;
+  /** No answer to the handshake within this long: UDP counts as unreachable (default 10 s). */
+  udpHandshakeTimeoutMs?: number;
+  /** Nothing heard from the engine for this long mid-transfer: the session counts as lost (default 30 s). */
+  udpSilenceTimeoutMs?: number;
 };
+
+/** A download's state when its UDP session ended early: what is on disk, so HTTPS fetches only the rest. */
+export interface DownloadContinuation {
+  /** The engine's manifest; `start` is the file's first byte in the stream. */
+  files: { index: number; path: string; size: number; start: number }[];
+  /** Stream ranges written into the `.part` files. */
+  written: RangeSet;
+  /** Files verified and renamed into place. */
+  done: ReadonlySet<number>;
+}
 
 export interface SessionProgress {
   bytesDone: number;
@@ -65,6 +80,7 @@ export interface SessionResult {
   filesDone: number;
   fileErrors: SessionFileError[];
   error?: { code: string; message: string };
+  continuation?: DownloadContinuation;
 }
 
 export type SessionRunner = (spec: TransferSpec, job: SessionJob, callbacks: SessionCallbacks) => Promise<SessionResult>;

@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
-import { dirname, resolve, sep } from 'node:path';
+import { dirname } from 'node:path';
 import type { TransferSpec } from '../../contracts';
 import { addressKey, ConnectionDriver, monotonicMs } from '../../core/udp-driver';
+import { localPathFor } from './files';
 import { CloseCode, Connection, type ConnectionEvent } from '../../protocol/connection';
 import { RangeSet } from '../../protocol/ranges';
 import {
@@ -46,7 +47,7 @@ interface Session {
 async function openSession(
   spec: TransferSpec,
   onEvent: (event: ConnectionEvent) => void,
-  options: { handshakeTimeoutMs?: number; datagramBytes?: number } = {},
+  options: SessionOptions & { handshakeTimeoutMs?: number } = {},
 ): Promise<Session> {
   const { address, family } = await lookup(spec.remote_host);
   const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 8 * 1024 * 1024, sendBufferSize: 8 * 1024 * 1024 });
@@ -68,6 +69,7 @@ async function openSession(
       minRateKbps: Math.min(spec.min_rate_kbps, spec.target_rate_kbps),
       ...(options.handshakeTimeoutMs ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
       ...(options.datagramBytes ? { maxDatagramBytes: options.datagramBytes } : {}),
+      ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
     },
   });
   let settle: (value: { code: number; reason: string; byPeer: boolean }) => void = () => undefined;
@@ -151,11 +153,16 @@ export async function runUdpSession(spec: TransferSpec, job: SessionJob, callbac
   if (job.datagramBytes !== undefined && !(job.datagramBytes >= minDatagramBytes && job.datagramBytes <= maxDatagramBytes)) {
     throw new RangeError(`datagramBytes must be ${minDatagramBytes}..${maxDatagramBytes}`);
   }
-  const options = job.datagramBytes ? { datagramBytes: job.datagramBytes } : {};
+  const options: SessionOptions & { handshakeTimeoutMs?: number } = {
+    ...(job.datagramBytes ? { datagramBytes: job.datagramBytes } : {}),
+    ...(job.udpHandshakeTimeoutMs ? { handshakeTimeoutMs: job.udpHandshakeTimeoutMs } : {}),
+    ...(job.udpSilenceTimeoutMs ? { idleTimeoutMs: job.udpSilenceTimeoutMs } : {}),
+  };
   return job.direction === 'upload' ? runUpload(spec, job.files, callbacks, options) : runDownload(spec, job.paths, job.localRoot, callbacks, options);
 }
 
-type SessionOptions = { datagramBytes?: number };
+/** `idleTimeoutMs`: silence after which the session counts as lost (shorter when HTTPS can take over). */
+type SessionOptions = { datagramBytes?: number; idleTimeoutMs?: number };
 
 async function runUpload(
   spec: TransferSpec,
@@ -267,12 +274,6 @@ async function runUpload(
   return { status: 'FAILED', bytesDone: 0, filesDone: done.size, fileErrors, error };
 }
 
-/** Local path for a key, refusing anything that would land outside the target folder. */
-function localPathFor(root: string, path: string): string {
-  const target = resolve(root, path);
-  if (target !== resolve(root) && !target.startsWith(resolve(root) + sep)) throw new Error(`refusing to write outside ${root}: ${path}`);
-  return target;
-}
 
 async function runDownload(spec: TransferSpec, paths: string[], localRoot: string, callbacks: SessionCallbacks, options: SessionOptions): Promise<SessionResult> {
   const layout = new StreamLayout();
@@ -402,6 +403,10 @@ async function runDownload(spec: TransferSpec, paths: string[], localRoot: strin
     filesDone: done.size,
     fileErrors,
     error: fileErrors.length > 0 ? { code: 'FilesFailed', message: `${fileErrors.length} file(s) failed` } : closeError(spec, closed.code, closed.reason),
+    // What is on disk, so HTTPS can fetch only the rest.
+    ...(manifestFinal
+      ? { continuation: { files: layout.files.map((f) => ({ index: f.index, path: f.path, size: f.size, start: layout.start(f.index) })), written, done: new Set(done) } }
+      : {}),
   };
 }
 

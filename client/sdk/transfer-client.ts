@@ -17,8 +17,10 @@ import { SlipstreamApiError, SlipstreamInputError } from './errors';
 import { expandUploadPaths, parseS3Url, type LocalFile, type SkippedEntry } from './files';
 import { TransferJournal, journalKey, type JournalKeyInput } from './journal';
 import { BoundedAsyncQueue } from './queue';
+import { runHttpSession, type HttpSessionOptions } from './fallback';
+import { createHttpFetch, proxySettingsFromEnv } from './http';
 import { runUdpSession } from './session';
-import type { SessionFileError, SessionHandles, SessionJob, SessionResult, SessionRunner } from './session-types';
+import type { SessionCallbacks, SessionFileError, SessionHandles, SessionJob, SessionResult, SessionRunner } from './session-types';
 
 export interface TransferClientOptions {
   endpoint?: string;
@@ -31,6 +33,7 @@ export interface TransferClientOptions {
   /** Config resolution inputs (tests): environment and working directory. */
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** For everything over HTTP (API and presigned URLs); defaults to one that honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY. */
   fetch?: typeof fetch;
 }
 
@@ -42,6 +45,29 @@ export interface TransferOptions {
   datagramBytes?: number;
   /** Files per upload; beyond it the upload is refused (default 1,000,000). */
   maxFiles?: number;
+  /**
+   * HTTPS fallback asked of the service (Aspera's `http_fallback`): `true` continues over HTTPS when UDP
+   * is blocked or goes silent, `'force'` uses HTTPS only, `false` fails instead. Default: the bucket's setting.
+   */
+  httpFallback?: boolean | 'force';
+  /** No handshake answer within this long: UDP is blocked (default 5 s with fallback on, switching to HTTPS; else 10 s). */
+  udpHandshakeTimeoutMs?: number;
+  /** Nothing heard from the engine for this long mid-transfer: UDP is lost (default 10 s with fallback on; else 30 s). */
+  udpSilenceTimeoutMs?: number;
+  /** HTTPS path: parts or ranges in flight at most (default 4). */
+  httpConcurrency?: number;
+}
+
+/** How fast a blocked or dead UDP path hands over to HTTPS when fallback is on (README "When UDP is blocked"). */
+export const defaultFallbackHandshakeTimeoutMs = 5_000;
+export const defaultFallbackSilenceTimeoutMs = 10_000;
+
+export type TransportName = 'udp' | 'http';
+
+export interface TransportChange {
+  transport: TransportName;
+  reason: string;
+  at: string;
 }
 
 export interface TransferProgress {
@@ -50,6 +76,8 @@ export interface TransferProgress {
   rateKbps: number;
   filesDone: number;
   filesTotal: number | null;
+  /** The transport moving the bytes now. */
+  transport: TransportName;
 }
 
 export type FinalStatus = 'COMPLETED' | 'FAILED' | 'CANCELED';
@@ -63,9 +91,11 @@ export interface TransferResult extends TransferProgress {
   resumed: boolean;
   fileErrors: SessionFileError[];
   error?: { code: string; message: string };
+  /** Switches of transport during the run (UDP → HTTPS), oldest first. */
+  transportChanges: TransportChange[];
 }
 
-type TransferEvents = { progress: [TransferProgress]; status: [TransferStatus] };
+type TransferEvents = { progress: [TransferProgress]; status: [TransferStatus]; transport: [TransportChange] };
 
 /** Status updates buffered per iterator; older ones are dropped first (the latest state matters). */
 export const statusQueueCapacity = 32;
@@ -112,11 +142,12 @@ const pathEntry = (file: LocalFile) => ({ source: file.path, destination: file.p
 
 const datagram = (options: TransferOptions) => (options.datagramBytes !== undefined ? { datagramBytes: options.datagramBytes } : {});
 
-function rateFields(options: TransferOptions): Pick<TransferRequest, 'target_rate_kbps' | 'min_rate_kbps' | 'rate_policy'> {
+function rateFields(options: TransferOptions): Pick<TransferRequest, 'target_rate_kbps' | 'min_rate_kbps' | 'rate_policy' | 'http_fallback'> {
   return {
     ...(options.targetRateKbps !== undefined ? { target_rate_kbps: options.targetRateKbps } : {}),
     ...(options.minRateKbps !== undefined ? { min_rate_kbps: options.minRateKbps } : {}),
     ...(options.ratePolicy !== undefined ? { rate_policy: options.ratePolicy } : {}),
+    ...(options.httpFallback !== undefined ? { http_fallback: options.httpFallback === 'force' ? 'force' : options.httpFallback ? 'true' : 'false' } : {}),
   };
 }
 
@@ -128,6 +159,7 @@ export class TransferClient {
   readonly api: SlipstreamApi;
   private readonly runner: SessionRunner;
   private readonly journal: TransferJournal | undefined;
+  private readonly httpFetch: typeof fetch;
 
   constructor(options: TransferClientOptions = {}) {
     this.config = requireConfig(
@@ -138,11 +170,12 @@ export class TransferClient {
         ...(options.cwd ? { cwd: options.cwd } : {}),
       }),
     );
+    this.httpFetch = options.fetch ?? createHttpFetch(proxySettingsFromEnv(options.env ?? process.env));
     this.api = new SlipstreamApi({
       endpoint: this.config.endpoint,
       apiKey: this.config.apiKey,
       timeoutMs: options.requestTimeoutMs ?? defaultRequestTimeoutMs,
-      ...(options.fetch ? { fetch: options.fetch } : {}),
+      fetch: this.httpFetch,
     });
     this.runner = options.sessionRunner ?? runUdpSession;
     this.journal = options.journal === false ? undefined : (options.journal ?? new TransferJournal());
@@ -176,12 +209,13 @@ export class TransferClient {
     const { specs, completed, resumed, key } = await this.specsFor(identity, requests, (request) => this.api.uploadSetup(target.bucket, request));
     const chunks: Chunk[] = groups.map((group, i) => ({
       spec: specs[i]!,
-      job: { direction: 'upload', files: group.map((f) => ({ index: f.index, path: f.path, size: f.sizeBytes, localPath: f.localPath })), ...datagram(options) },
+      // Each spec is its own transfer whose manifest counts from 0.
+      job: { direction: 'upload', files: group.map((f, index) => ({ index, path: f.path, size: f.sizeBytes, localPath: f.localPath })), ...datagram(options) },
       bytesTotal: group.reduce((sum, f) => sum + f.sizeBytes, 0),
       filesTotal: group.length,
       completed: completed[i]!,
     }));
-    return new Transfer({ api: this.api, runner: this.runner, chunks, journal: this.journal, journalKey: key, resumed, bytesTotal: totalBytes, filesTotal: files.length, skipped });
+    return new Transfer({ ...this.transferInit(options), chunks, journalKey: key, resumed, bytesTotal: totalBytes, filesTotal: files.length, skipped });
   }
 
   /**
@@ -205,7 +239,20 @@ export class TransferClient {
     const identity: JournalKeyInput = { direction: 'download', endpoint: this.config.endpoint, bucket: location.bucket, prefix: sourceRoot, paths: [path], localRoot };
     const { specs, completed, resumed, key } = await this.specsFor(identity, [request], (r) => this.api.downloadSetup(location.bucket, r));
     const chunk: Chunk = { spec: specs[0]!, job: { direction: 'download', paths: [path], localRoot, ...datagram(options) }, bytesTotal: null, filesTotal: null, completed: completed[0]! };
-    return new Transfer({ api: this.api, runner: this.runner, chunks: [chunk], journal: this.journal, journalKey: key, resumed, bytesTotal: null, filesTotal: null, skipped: [] });
+    return new Transfer({ ...this.transferInit(options), chunks: [chunk], journalKey: key, resumed, bytesTotal: null, filesTotal: null, skipped: [] });
+  }
+
+  private transferInit(options: TransferOptions): Pick<TransferInit, 'api' | 'runner' | 'journal' | 'http' | 'udpTimeouts'> {
+    return {
+      api: this.api,
+      runner: this.runner,
+      journal: this.journal,
+      http: { api: this.api, fetch: this.httpFetch, ...(options.httpConcurrency !== undefined ? { concurrency: options.httpConcurrency } : {}) },
+      udpTimeouts: {
+        ...(options.udpHandshakeTimeoutMs !== undefined ? { handshakeMs: options.udpHandshakeTimeoutMs } : {}),
+        ...(options.udpSilenceTimeoutMs !== undefined ? { silenceMs: options.udpSilenceTimeoutMs } : {}),
+      },
+    };
   }
 
   /** Connection info: auth, bucket existence and immutability are checked before anything is created. */
@@ -259,6 +306,10 @@ export class TransferClient {
 interface TransferInit {
   api: SlipstreamApi;
   runner: SessionRunner;
+  /** The HTTPS path (fallback); `continuation` is filled in per run. */
+  http: Omit<HttpSessionOptions, 'continuation'>;
+  /** How soon UDP counts as blocked or lost, when the caller said; with fallback on the defaults are shorter. */
+  udpTimeouts: { handshakeMs?: number; silenceMs?: number };
   chunks: Chunk[];
   journal: TransferJournal | undefined;
   journalKey: string;
@@ -289,6 +340,7 @@ export class Transfer extends EventEmitter<TransferEvents> {
   private handles: SessionHandles | undefined;
   private wantPaused = false;
   private sessionStarted = false;
+  private readonly transportChanges: TransportChange[] = [];
 
   constructor(private readonly init: TransferInit) {
     super();
@@ -299,7 +351,7 @@ export class Transfer extends EventEmitter<TransferEvents> {
     this.direction = first.direction === 'send' ? 'upload' : 'download';
     this.resumed = init.resumed;
     this.skipped = init.skipped;
-    this.latest = { bytesDone: 0, bytesTotal: init.bytesTotal, rateKbps: 0, filesDone: 0, filesTotal: init.filesTotal };
+    this.latest = { bytesDone: 0, bytesTotal: init.bytesTotal, rateKbps: 0, filesDone: 0, filesTotal: init.filesTotal, transport: 'udp' };
     this.done = this.run().catch((error: unknown) => this.finish('FAILED', performance.now(), [], errorInfo(error)));
   }
 
@@ -386,30 +438,32 @@ export class Transfer extends EventEmitter<TransferEvents> {
       this.sessionStarted = true;
       if (!this.wantPaused) this.setStatus('RUNNING');
       const before = { bytes: bytesBefore, files: filesBefore };
+      const callbacks: SessionCallbacks = {
+        onProgress: (p) => {
+          this.latest = {
+            bytesDone: before.bytes + p.bytesDone,
+            bytesTotal: this.init.bytesTotal ?? p.bytesTotal,
+            rateKbps: p.rateKbps,
+            filesDone: before.files + p.filesDone,
+            filesTotal: this.init.filesTotal ?? p.filesTotal,
+            transport: this.latest.transport,
+          };
+          this.emit('progress', this.progress);
+        },
+        onStatus: (status) => {
+          // Final statuses come from the result; a pause asked for here wins over the session's RUNNING.
+          if (isTerminal(status) || (this.wantPaused && status === 'RUNNING')) return;
+          this.setStatus(status);
+        },
+        attach: (handles) => {
+          this.handles = handles;
+          if (this.wantPaused) handles.pause();
+        },
+        signal,
+      };
       let result: SessionResult;
       try {
-        result = await this.init.runner(chunk.spec, chunk.job, {
-          onProgress: (p) => {
-            this.latest = {
-              bytesDone: before.bytes + p.bytesDone,
-              bytesTotal: this.init.bytesTotal ?? p.bytesTotal,
-              rateKbps: p.rateKbps,
-              filesDone: before.files + p.filesDone,
-              filesTotal: this.init.filesTotal ?? p.filesTotal,
-            };
-            this.emit('progress', this.progress);
-          },
-          onStatus: (status) => {
-            // Final statuses come from the result; a pause asked for here wins over the session's RUNNING.
-            if (isTerminal(status) || (this.wantPaused && status === 'RUNNING')) return;
-            this.setStatus(status);
-          },
-          attach: (handles) => {
-            this.handles = handles;
-            if (this.wantPaused) handles.pause();
-          },
-          signal,
-        });
+        result = await this.runChunk(chunk, callbacks);
       } catch (error) {
         if (signal.aborted) return this.finish('CANCELED', started, fileErrors);
         return this.finish('FAILED', started, fileErrors, errorInfo(error));
@@ -423,6 +477,49 @@ export class Transfer extends EventEmitter<TransferEvents> {
       chunk.completed = true;
     }
     return this.finish('COMPLETED', started, fileErrors);
+  }
+
+  /**
+   * One spec: over UDP first (each spec tries UDP again, so a long multi-spec upload returns to UDP when
+   * it comes back); over HTTPS when the spec says `force`, or when UDP is blocked or goes silent and the
+   * spec allows fallback, continuing where UDP stopped.
+   */
+  private async runChunk(chunk: Chunk, callbacks: SessionCallbacks): Promise<SessionResult> {
+    const mode = chunk.spec.http_fallback;
+    if (mode === 'force') return this.overHttp(chunk, callbacks, 'HTTPS only (http_fallback is force)');
+    const timeouts = this.init.udpTimeouts;
+    this.setTransport('udp');
+    const handshakeMs = timeouts.handshakeMs ?? (mode === 'true' ? defaultFallbackHandshakeTimeoutMs : undefined);
+    const silenceMs = timeouts.silenceMs ?? (mode === 'true' ? defaultFallbackSilenceTimeoutMs : undefined);
+    const job: SessionJob = {
+      ...chunk.job,
+      ...(handshakeMs !== undefined ? { udpHandshakeTimeoutMs: handshakeMs } : {}),
+      ...(silenceMs !== undefined ? { udpSilenceTimeoutMs: silenceMs } : {}),
+    };
+    const result = await this.init.runner(chunk.spec, job, callbacks);
+    const udpLost = result.status === 'FAILED' && (result.error?.code === 'UdpUnreachable' || result.error?.code === 'ConnectionLost');
+    if (!udpLost || callbacks.signal.aborted) return result;
+    if (mode !== 'true') {
+      return { ...result, error: { code: result.error!.code, message: `${result.error!.message}; HTTPS fallback is off for this transfer (http_fallback false)` } };
+    }
+    return this.overHttp(chunk, callbacks, result.error!.message, result);
+  }
+
+  private async overHttp(chunk: Chunk, callbacks: SessionCallbacks, reason: string, udp?: SessionResult): Promise<SessionResult> {
+    this.setTransport('http', reason);
+    await this.init.api.recordTransport(chunk.spec.slipstream.transfer_id, 'http', reason).catch(() => {
+      // The record is informational; the transfer itself goes on.
+    });
+    return runHttpSession(chunk.spec, chunk.job, callbacks, { ...this.init.http, ...(udp?.continuation ? { continuation: udp.continuation } : {}) });
+  }
+
+  private setTransport(transport: TransportName, reason?: string): void {
+    if (transport === this.latest.transport && reason === undefined) return;
+    this.latest = { ...this.latest, transport };
+    if (reason === undefined) return;
+    const change: TransportChange = { transport, reason, at: new Date().toISOString() };
+    this.transportChanges.push(change);
+    this.emit('transport', change);
   }
 
   private async finish(status: FinalStatus, started: number, fileErrors: SessionFileError[], error?: { code: string; message: string }): Promise<TransferResult> {
@@ -439,6 +536,7 @@ export class Transfer extends EventEmitter<TransferEvents> {
       resumed: this.resumed,
       fileErrors,
       ...(error ? { error } : {}),
+      transportChanges: [...this.transportChanges],
     };
   }
 }

@@ -17,6 +17,8 @@ export interface PartRecord {
   sha256: string;
   uploadId: string;
   recordedAt: string;
+  /** How the part reached S3: absent or `udp` for the engine, `http` for a presigned URL (HTTP fallback). */
+  transport?: 'udp' | 'http';
 }
 
 export type FileStatus = 'open' | 'committed' | 'failed';
@@ -94,6 +96,28 @@ export class PartRepository {
           ConditionExpression: 'attribute_not_exists(pk) OR #status <> :committed',
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: { ':committed': 'committed' },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Writes an open file record where there is none or only a failed one: false when another writer
+   * (the engine, or a concurrent call) holds an open or committed record, which the caller then uses.
+   */
+  async claimFile(file: FileRecord): Promise<boolean> {
+    try {
+      await this.db.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: pkOf(file.transferId), sk: fileSk(file.fileIndex), type: 'file', ...file },
+          ConditionExpression: 'attribute_not_exists(pk) OR #status = :failed',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':failed': 'failed' },
         }),
       );
       return true;

@@ -1,6 +1,13 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { activeStatuses, type Transfer, type TransferStatus } from '../../contracts';
+import {
+  activeStatuses,
+  maxTransportChanges,
+  type HttpFallbackMode,
+  type Transfer,
+  type TransferStatus,
+  type TransportChange,
+} from '../../contracts';
 
 /** The state-table item: the public record plus what only the services need. */
 export interface TransferItem extends Transfer {
@@ -9,16 +16,21 @@ export interface TransferItem extends Transfer {
   uploadId?: string;
   partSizeBytes?: number;
   contentType?: string;
+  /**
+   * The spec's http_fallback, for transfers from upload_setup/download_setup: whether the transfer may
+   * continue over HTTPS ('false': no). Absent on older records and on /v1/fallback uploads.
+   */
+  httpFallback?: HttpFallbackMode;
 }
 
 /** A transfer that has just begun: nothing moved yet, created and updated now. */
 export function newTransfer(
   fields: Pick<TransferItem, 'id' | 'bucket' | 'direction' | 'transport' | 'status' | 'keyPrefix' | 'files' | 'bytesTotal' | 'ownerKeyId'> &
-    Partial<Pick<TransferItem, 'key' | 'uploadId' | 'partSizeBytes' | 'contentType'>>,
+    Partial<Pick<TransferItem, 'key' | 'uploadId' | 'partSizeBytes' | 'contentType' | 'httpFallback'>>,
   now: Date,
 ): TransferItem {
   const iso = now.toISOString();
-  return { ...fields, bytesTransferred: 0, rateKbps: 0, createdAt: iso, updatedAt: iso, endedAt: null, error: null };
+  return { ...fields, bytesTransferred: 0, rateKbps: 0, createdAt: iso, updatedAt: iso, endedAt: null, error: null, transportChanges: [] };
 }
 
 const internalFields = ['pk', 'sk', 'gsi1pk', 'gsi1sk', 'type'] as const;
@@ -34,8 +46,9 @@ function fromItem(item: Record<string, unknown>): TransferItem {
 }
 
 export function publicTransfer(t: TransferItem): Transfer {
-  const { ownerKeyId: _owner, uploadId: _upload, partSizeBytes: _part, contentType: _type, ...rest } = t;
-  return rest;
+  const { ownerKeyId: _owner, uploadId: _upload, partSizeBytes: _part, contentType: _type, httpFallback: _fallback, ...rest } = t;
+  // Records written before transport changes were kept have none.
+  return { ...rest, transportChanges: rest.transportChanges ?? [] };
 }
 
 export function isActive(status: TransferStatus): boolean {
@@ -212,6 +225,107 @@ export class TransferRepository {
       }
     }
     return false;
+  }
+
+  /**
+   * Records a switch of transport (kept: the last maxTransportChanges) and sets the transfer's transport;
+   * a QUEUED transfer becomes RUNNING. Undefined when the transfer is unknown or has ended.
+   */
+  async recordTransportChange(id: string, change: TransportChange, now: Date): Promise<TransferItem | undefined> {
+    const values: Record<string, unknown> = {
+      ':change': [change],
+      ':empty': [],
+      ':transport': change.transport === 'http' ? 'http' : 'high-speed',
+      ':now': now.toISOString(),
+    };
+    activeStatuses.forEach((s, i) => (values[`:a${i}`] = s));
+    let item: TransferItem;
+    try {
+      // list_append is atomic, so concurrent switches are all kept; trimming is a separate step.
+      const { Attributes } = await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: `TRANSFER#${id}`, sk: 'META' },
+          UpdateExpression: 'SET transportChanges = list_append(if_not_exists(transportChanges, :empty), :change), transport = :transport, updatedAt = :now',
+          ConditionExpression: `attribute_exists(pk) AND #status IN (${activeStatuses.map((_, i) => `:a${i}`).join(', ')})`,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      if (!Attributes) return undefined;
+      item = fromItem(Attributes);
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+    const excess = item.transportChanges.length - maxTransportChanges;
+    if (excess > 0 && (await this.trimTransportChanges(id, item.transportChanges.length, excess))) {
+      item = { ...item, transportChanges: item.transportChanges.slice(excess) };
+    }
+    if (item.status === 'QUEUED' && (await this.startIfQueued(id, now))) item = { ...item, status: 'RUNNING' };
+    return item;
+  }
+
+  /** Drops the oldest `count` changes if the list still has `length` entries (else a later call trims). */
+  private async trimTransportChanges(id: string, length: number, count: number): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: `TRANSFER#${id}`, sk: 'META' },
+          UpdateExpression: `REMOVE ${Array.from({ length: count }, (_, i) => `transportChanges[${i}]`).join(', ')}`,
+          ConditionExpression: 'size(transportChanges) = :length',
+          ExpressionAttributeValues: { ':length': length },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /** QUEUED → RUNNING (work has begun outside an engine session); false for any other status. */
+  async startIfQueued(id: string, now: Date): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: `TRANSFER#${id}`, sk: 'META' },
+          UpdateExpression: 'SET #status = :running, updatedAt = :now',
+          ConditionExpression: '#status = :queued',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':running': 'RUNNING', ':queued': 'QUEUED', ':now': now.toISOString() },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /** Adds bytes that moved outside an engine session (HTTP fallback) to an active transfer's progress. */
+  async addBytesTransferred(id: string, bytes: number, now: Date): Promise<boolean> {
+    const values: Record<string, unknown> = { ':bytes': bytes, ':zero': 0, ':now': now.toISOString() };
+    activeStatuses.forEach((s, i) => (values[`:a${i}`] = s));
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: `TRANSFER#${id}`, sk: 'META' },
+          UpdateExpression: 'SET bytesTransferred = if_not_exists(bytesTransferred, :zero) + :bytes, updatedAt = :now',
+          ConditionExpression: `attribute_exists(pk) AND #status IN (${activeStatuses.map((_, i) => `:a${i}`).join(', ')})`,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
   }
 
   async recordUploadId(uploadId: string, transferId: string): Promise<void> {

@@ -203,6 +203,8 @@ async function setup(c: Context<AppEnv>, direction: Direction): Promise<Response
             files: request.paths.length,
             bytesTotal: planned.bytesTotal,
             ownerKeyId: principal.apiKeyId,
+            // The HTTPS continuation routes (routes/continuation.ts) allow only what the spec allowed.
+            httpFallback: planned.spec.http_fallback,
           },
           now,
         ),

@@ -38,6 +38,11 @@ export const apiRoutes: readonly { path: string; methods: apigw.HttpMethod[]; gr
   { path: '/v1/buckets/{bucket}/preferences', methods: [ANY], group: 'preferences' },
   { path: '/v1/fallback/{proxy+}', methods: [ANY], group: 'fallback' },
   { path: '/companion/{proxy+}', methods: [ANY], group: 'fallback' },
+  // Continuing a transfer over HTTPS (HTTP fallback). Path variables outrank the greedy
+  // /v1/transfers/{proxy+} below, so these reach the fallback function, which has the S3 grants.
+  ...['transport', 'finish', 'downloads', 'files/{index}/upload', 'files/{index}/parts', 'files/{index}/parts/{partNumber}', 'files/{index}/complete'].map(
+    (rest) => ({ path: `/v1/transfers/{id}/${rest}`, methods: [ANY], group: 'fallback' as const }),
+  ),
   { path: '/v1/transfers', methods: [ANY], group: 'transfers' },
   { path: '/v1/transfers/{proxy+}', methods: [ANY], group: 'transfers' },
   { path: '/v1/keys', methods: [ANY], group: 'keys' },
@@ -105,10 +110,12 @@ export class Api extends Construct {
     props.tokenKeys.grantRead(functions.files);
     // preferences: the table only.
     // HTTP-fallback multipart: create/complete (PutObject), presigned part URLs signed with this role
-    // (PutObject), list parts, abort; companion grants are sealed with the keyring.
+    // (PutObject), list parts, abort; companion grants are sealed with the keyring. Continued downloads:
+    // HeadObject and presigned GetObject URLs (GetObject), folder listings (ListBucket).
     buckets.grant(
       functions.fallback,
       's3:PutObject',
+      's3:GetObject',
       's3:AbortMultipartUpload',
       's3:ListMultipartUploadParts',
       's3:GetBucketObjectLockConfiguration',

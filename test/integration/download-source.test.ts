@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { DownloadSource, NoSuchPathError, ObjectChangedError, TooManyFilesError, type ResolvedFile } from '../../engine-service/download-source';
+import { NoSuchPathError, TooManyFilesError, resolveDownloadPaths, type ResolvedFile } from '../../core/download-paths';
+import { DownloadSource, ObjectChangedError } from '../../engine-service/download-source';
 import { RangeSet } from '../../protocol/ranges';
 import { checksumOf, MiB } from '../../protocol/transfer';
 import type { S3Target } from '../support/global-setup';
@@ -96,7 +97,7 @@ describe.each(targets)('DownloadSource on $name', (target) => {
   });
 
   it('resolves exact objects and prefixes to files relative to the key prefix', async () => {
-    const files = await DownloadSource.resolve(s3, bucket, prefix, ['dl/', 'single.bin', 'dl/b-small.bin']);
+    const files = await resolveDownloadPaths(s3, bucket, prefix, ['dl/', 'single.bin', 'dl/b-small.bin']);
     expect(files.map(({ index, path, key, size }) => ({ index, path, key, size }))).toEqual([
       { index: 0, path: 'dl/a-empty.bin', key: `${prefix}dl/a-empty.bin`, size: 0 },
       { index: 1, path: 'dl/b-small.bin', key: `${prefix}dl/b-small.bin`, size: 100 * KiB },
@@ -105,16 +106,16 @@ describe.each(targets)('DownloadSource on $name', (target) => {
     ]);
     expect(files.every((f) => typeof f.etag === 'string')).toBe(true);
     // No exact object `dl`: a folder, and `dlx.bin` is not in it.
-    expect((await DownloadSource.resolve(s3, bucket, prefix, ['dl'])).map((f) => f.path)).toEqual(['dl/a-empty.bin', 'dl/b-small.bin', 'dl/sub/c-big.bin']);
-    await expect(DownloadSource.resolve(s3, bucket, prefix, ['nothing/here'])).rejects.toBeInstanceOf(NoSuchPathError);
-    await expect(DownloadSource.resolve(s3, bucket, prefix, ['dl/'], { maxFiles: 2 })).rejects.toBeInstanceOf(TooManyFilesError);
+    expect((await resolveDownloadPaths(s3, bucket, prefix, ['dl'])).map((f) => f.path)).toEqual(['dl/a-empty.bin', 'dl/b-small.bin', 'dl/sub/c-big.bin']);
+    await expect(resolveDownloadPaths(s3, bucket, prefix, ['nothing/here'])).rejects.toBeInstanceOf(NoSuchPathError);
+    await expect(resolveDownloadPaths(s3, bucket, prefix, ['dl/'], { maxFiles: 2 })).rejects.toBeInstanceOf(TooManyFilesError);
   });
 
   it('lists page after page', async () => {
     const many = `${randomUUID()}/`;
     const keys = Array.from({ length: 25 }, (_, i) => `${many}f/${String(i).padStart(4, '0')}`);
     await Promise.all(keys.map((Key) => s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: 'x' }))));
-    const files = await DownloadSource.resolve(s3, bucket, many, ['f/'], { keysPerPage: 10 });
+    const files = await resolveDownloadPaths(s3, bucket, many, ['f/'], { keysPerPage: 10 });
     expect(files.map((f) => [f.index, f.path, f.size])).toEqual(keys.map((key, i) => [i, key.slice(many.length), 1]));
   });
 
@@ -123,7 +124,7 @@ describe.each(targets)('DownloadSource on $name', (target) => {
   }
 
   it('streams every file in order with bounded read-ahead, delivering byte-exact data and checksums', async () => {
-    const files = await DownloadSource.resolve(s3, bucket, prefix, ['dl/', 'single.bin']);
+    const files = await resolveDownloadPaths(s3, bucket, prefix, ['dl/', 'single.bin']);
     const expected = await streamOf(files);
     const readAheadBytes = 4 * MiB;
     const signal = { readable: 0 };
@@ -137,7 +138,7 @@ describe.each(targets)('DownloadSource on $name', (target) => {
   });
 
   it('skips what a resuming receiver holds, yet checksums whole files', async () => {
-    const files = await DownloadSource.resolve(s3, bucket, prefix, ['dl/']);
+    const files = await resolveDownloadPaths(s3, bucket, prefix, ['dl/']);
     const expected = await streamOf(files);
     const big = 100 * KiB; // stream start of the big file
     const skipped: [number, number][] = [
@@ -160,7 +161,7 @@ describe.each(targets)('DownloadSource on $name', (target) => {
   });
 
   it('fails a file whose object changes during the download, and goes on with the others', async () => {
-    const files = await DownloadSource.resolve(s3, bucket, prefix, ['dl/sub/c-big.bin', 'single.bin']);
+    const files = await resolveDownloadPaths(s3, bucket, prefix, ['dl/sub/c-big.bin', 'single.bin']);
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}dl/sub/c-big.bin`, Body: testBytes(20 * MiB + 5, 99) }));
     const errors: number[] = [];
     const source = new DownloadSource({ s3, bucket, files, onFileError: (index) => errors.push(index) });

@@ -116,20 +116,67 @@ const rows: Row[] = [
   { name: 'companion with a forged grant', method: 'POST', path: '/companion/sst1.companion.k1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/s3/multipart', body: '{"filename":"a"}', contentType: json, auth: null, status: 401, code: 'Unauthorized' },
   { name: 'companion with a transfer token', method: 'GET', path: '/companion/sst1.transfer.k1.AAAA/s3/params?filename=a', auth: null, status: 401, code: 'Unauthorized' },
   { name: 'unknown route', method: 'GET', path: '/v1/nothing-here', status: 404, code: 'NotFound' },
+  // Continuing a transfer over HTTPS (`U`: an upload from upload_setup, `D`: a download)
+  { name: 'transport that is neither http nor udp', method: 'POST', path: '/v1/transfers/U/transport', body: JSON.stringify({ transport: 'carrier-pigeon', reason: 'x' }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'transport switch with an empty reason', method: 'POST', path: '/v1/transfers/U/transport', body: JSON.stringify({ transport: 'http', reason: '' }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'transport switch with a reason over 200 characters', method: 'POST', path: '/v1/transfers/U/transport', body: JSON.stringify({ transport: 'http', reason: 'r'.repeat(201) }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'transport switch as text/plain', method: 'POST', path: '/v1/transfers/U/transport', body: 'http', contentType: 'text/plain', status: 415, code: 'UnsupportedMediaType' },
+  { name: 'transport switch with an unknown parameter', method: 'POST', path: '/v1/transfers/U/transport?force=1', body: JSON.stringify({ transport: 'http', reason: 'x' }), contentType: json, status: 400, code: 'InvalidQuery' },
+  { name: 'transport switch of an unknown transfer', method: 'POST', path: '/v1/transfers/tr_00000000000000000000/transport', body: JSON.stringify({ transport: 'http', reason: 'x' }), contentType: json, status: 404, code: 'NoSuchTransfer' },
+  { name: 'transport switch of a transfer id of the wrong form', method: 'POST', path: '/v1/transfers/hello/transport', body: JSON.stringify({ transport: 'http', reason: 'x' }), contentType: json, status: 404, code: 'NoSuchTransfer' },
+  { name: 'oversized transport switch', method: 'POST', path: '/v1/transfers/U/transport', body: JSON.stringify({ transport: 'http', reason: 'x'.repeat(20_000) }), contentType: json, status: 413, code: 'PayloadTooLarge' },
+  { name: 'GET of a continuation route', method: 'GET', path: '/v1/transfers/U/transport', status: 404, code: 'NotFound' },
+  { name: 'file upload with a .. path', method: 'POST', path: '/v1/transfers/U/files/0/upload', body: JSON.stringify({ path: '../x', sizeBytes: 1, sha256: 'a'.repeat(64) }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'file upload with a negative size', method: 'POST', path: '/v1/transfers/U/files/0/upload', body: JSON.stringify({ path: 'x', sizeBytes: -1, sha256: 'a'.repeat(64) }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'file upload with a checksum that is not hex', method: 'POST', path: '/v1/transfers/U/files/0/upload', body: JSON.stringify({ path: 'x', sizeBytes: 1, sha256: 'z'.repeat(64) }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'file upload with an unknown field', method: 'POST', path: '/v1/transfers/U/files/0/upload', body: JSON.stringify({ path: 'x', sizeBytes: 1, sha256: 'a'.repeat(64), mode: 'fast' }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'file index that is not a number', method: 'POST', path: '/v1/transfers/U/files/first/upload', body: JSON.stringify({ path: 'x', sizeBytes: 1, sha256: 'a'.repeat(64) }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'file index beyond any transfer', method: 'POST', path: '/v1/transfers/U/files/100000/upload', body: JSON.stringify({ path: 'x', sizeBytes: 1, sha256: 'a'.repeat(64) }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'file upload on a download transfer', method: 'POST', path: '/v1/transfers/D/files/0/upload', body: JSON.stringify({ path: 'x', sizeBytes: 1, sha256: 'a'.repeat(64) }), contentType: json, status: 409, code: 'WrongDirection' },
+  { name: 'file upload on a /v1/fallback transfer', method: 'POST', path: '/v1/transfers/T/files/0/upload', body: JSON.stringify({ path: 'x', sizeBytes: 1, sha256: 'a'.repeat(64) }), contentType: json, status: 400, code: 'HttpFallbackDisabled' },
+  { name: 'sign file parts with an MD5 that is not base64 of 16 bytes', method: 'POST', path: '/v1/transfers/U/files/0/parts', body: JSON.stringify({ parts: [{ partNumber: 1, md5: 'abc' }] }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'sign 101 file parts', method: 'POST', path: '/v1/transfers/U/files/0/parts', body: JSON.stringify({ parts: Array.from({ length: 101 }, (_, i) => ({ partNumber: i + 1, md5: 'A'.repeat(22) + '==' })) }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'sign file part 0', method: 'POST', path: '/v1/transfers/U/files/0/parts', body: JSON.stringify({ parts: [{ partNumber: 0, md5: 'A'.repeat(22) + '==' }] }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'sign parts of a file not started', method: 'POST', path: '/v1/transfers/U/files/0/parts', body: JSON.stringify({ parts: [{ partNumber: 1, md5: 'A'.repeat(22) + '==' }] }), contentType: json, status: 404, code: 'NoSuchUpload' },
+  { name: 'record file part 0', method: 'POST', path: '/v1/transfers/U/files/0/parts/0', body: JSON.stringify({ etag: '"e"', sha256: 'a'.repeat(64) }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'record file part 10001', method: 'POST', path: '/v1/transfers/U/files/0/parts/10001', body: JSON.stringify({ etag: '"e"', sha256: 'a'.repeat(64) }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'record a file part without its ETag', method: 'POST', path: '/v1/transfers/U/files/0/parts/1', body: JSON.stringify({ sha256: 'a'.repeat(64) }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'complete a file without a checksum', method: 'POST', path: '/v1/transfers/U/files/0/complete', body: '{}', contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'complete a file not started', method: 'POST', path: '/v1/transfers/U/files/0/complete', body: JSON.stringify({ sha256: 'a'.repeat(64) }), contentType: json, status: 404, code: 'NoSuchUpload' },
+  { name: 'finish with a negative file count', method: 'POST', path: '/v1/transfers/U/finish', body: JSON.stringify({ files: -1 }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'finish with a fractional file count', method: 'POST', path: '/v1/transfers/U/finish', body: JSON.stringify({ files: 1.5 }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'finish with files not stored', method: 'POST', path: '/v1/transfers/U/finish', body: JSON.stringify({ files: 1 }), contentType: json, status: 409, code: 'FilesIncomplete' },
+  { name: 'downloads with no paths', method: 'POST', path: '/v1/transfers/D/downloads', body: JSON.stringify({ paths: [] }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'downloads with 101 paths', method: 'POST', path: '/v1/transfers/D/downloads', body: JSON.stringify({ paths: Array.from({ length: 101 }, (_, i) => `f${i}`) }), contentType: json, status: 400, code: 'ValidationError' },
+  { name: 'downloads with a .. path', method: 'POST', path: '/v1/transfers/D/downloads', body: JSON.stringify({ paths: ['a/../../etc/passwd'] }), contentType: json, status: 400, code: 'InvalidObjectKey' },
+  { name: 'downloads of an object that does not exist', method: 'POST', path: '/v1/transfers/D/downloads', body: JSON.stringify({ paths: ['no-such-object.bin'] }), contentType: json, status: 404, code: 'NoSuchKey' },
+  { name: 'downloads on an upload transfer', method: 'POST', path: '/v1/transfers/U/downloads', body: JSON.stringify({ paths: ['x'] }), contentType: json, status: 409, code: 'WrongDirection' },
 ];
 
 let api: TestApi;
 let bucket: string;
 let transferId: string;
+let uploadTransferId: string;
+let downloadTransferId: string;
 
 beforeAll(async () => {
   api = await createTestApi();
   bucket = await createBucket(inject('s3rver'));
   const created = await api.call('/v1/fallback/uploads', { method: 'POST', json: { bucket, key: 'malformed/target.bin', sizeBytes: 10 * 1024 * 1024, partSizeBytes: 5 * 1024 * 1024 } });
   transferId = ((await created.json()) as { transferId: string }).transferId;
+  const setup = async (kind: 'upload' | 'download') => {
+    const res = await api.call(`/files/${kind}_setup`, { method: 'POST', json: { transfer_requests: [{ transfer_request: { paths: [{ source: 'x', size: 1 }], slipstream: { bucket } } }] } });
+    return ((await res.json()) as { transfer_specs: { transfer_spec: { slipstream: { transfer_id: string } } }[] }).transfer_specs[0]!.transfer_spec.slipstream.transfer_id;
+  };
+  [uploadTransferId, downloadTransferId] = await Promise.all([setup('upload'), setup('download')]);
 });
 
-const fill = (text: string) => text.replace(/\bB\b/g, bucket).replace(/\/T\//g, `/${transferId}/`);
+const fill = (text: string) =>
+  text
+    .replace(/\bB\b/g, bucket)
+    .replace(/\/T\//g, `/${transferId}/`)
+    .replace(/\/U\//g, `/${uploadTransferId}/`)
+    .replace(/\/D\//g, `/${downloadTransferId}/`);
 
 describe('malformed requests', () => {
   it('has at least 40 rows', () => expect(rows.length).toBeGreaterThanOrEqual(40));

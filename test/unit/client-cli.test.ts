@@ -34,13 +34,13 @@ describe('progress formatting', () => {
   });
 
   it('draws a bar that fits the terminal', () => {
-    const progress = { bytesDone: 512 * 1024 ** 2, bytesTotal: 1024 ** 3, rateKbps: 80_000, filesDone: 3, filesTotal: 10 };
+    const progress = { bytesDone: 512 * 1024 ** 2, bytesTotal: 1024 ** 3, rateKbps: 80_000, filesDone: 3, filesTotal: 10, transport: 'udp' as const };
     const line = formatProgressLine(progress, 100, 'upload');
     expect(line).toMatch(/^upload \[#+\.+\] +50\.0%  512\.0 MiB\/1\.0 GiB  80\.0 Mbit\/s  ETA 0:54  3\/10 files$/);
     expect(line.length).toBeLessThanOrEqual(100);
     expect(formatProgressLine(progress, 60).length).toBeLessThanOrEqual(60);
     expect(formatProgressLine(progress, 40).length).toBeLessThan(40);
-    const unknown = formatProgressLine({ bytesDone: 10, bytesTotal: null, rateKbps: 0, filesDone: 0, filesTotal: null }, 80);
+    const unknown = formatProgressLine({ bytesDone: 10, bytesTotal: null, rateKbps: 0, filesDone: 0, filesTotal: null, transport: 'udp' as const }, 80);
     expect(unknown).toContain('?%');
     expect(unknown).toContain('ETA --:--');
     expect(unknown).toContain('0/? files');
@@ -58,7 +58,7 @@ describe('progress formatting', () => {
       onInterrupt: () => () => undefined,
     };
     const reporter = new ProgressReporter(io, { json: true, bar: true, label: 'upload', now: () => now });
-    const p = (bytesDone: number) => ({ bytesDone, bytesTotal: 100, rateKbps: 8, filesDone: 0, filesTotal: 1 });
+    const p = (bytesDone: number) => ({ bytesDone, bytesTotal: 100, rateKbps: 8, filesDone: 0, filesTotal: 1, transport: 'udp' as const });
     reporter.onStatus('RUNNING');
     reporter.onProgress(p(10));
     now = 50;

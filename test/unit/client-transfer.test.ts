@@ -107,6 +107,9 @@ describe('TransferClient.upload', () => {
         { index: 0, path: 'album/a.jpg', size: 10, localPath: join(folder, 'a.jpg') },
         { index: 1, path: 'album/sub/b.jpg', size: 5, localPath: join(folder, 'sub', 'b.jpg') },
       ],
+      // The bucket allows HTTPS fallback: UDP counts as blocked or lost sooner, so HTTPS takes over.
+      udpHandshakeTimeoutMs: 5000,
+      udpSilenceTimeoutMs: 10000,
     });
     const record = await client(runner).api.getTransfer(transfer.id);
     expect(record).toMatchObject({ bucket, direction: 'upload', files: 2, bytesTotal: 15 });
@@ -237,13 +240,13 @@ describe('TransferClient.download', () => {
     let last;
     transfer.on('progress', (p) => (last = p));
     const result = await transfer.done;
-    expect(last).toEqual({ bytesDone: 4, bytesTotal: 8, rateKbps: 1, filesDone: 0, filesTotal: 3 });
+    expect(last).toEqual({ bytesDone: 4, bytesTotal: 8, rateKbps: 1, filesDone: 0, filesTotal: 3, transport: 'udp' });
     expect(result).toMatchObject({ status: 'COMPLETED', bytesDone: 8, filesDone: 3 });
     const [{ spec, job }] = calls as [{ spec: TransferSpec; job: SessionJob }];
     expect(spec.direction).toBe('receive');
     expect(spec.slipstream.key_prefix).toBe('photos/');
     expect(spec.paths).toEqual([{ source: '2026/' }]);
-    expect(job).toEqual({ direction: 'download', paths: ['2026/'], localRoot: target });
+    expect(job).toEqual({ direction: 'download', paths: ['2026/'], localRoot: target, udpHandshakeTimeoutMs: 5000, udpSilenceTimeoutMs: 10000 });
   });
 
   it('refuses a whole-bucket download', async () => {

@@ -3,6 +3,7 @@ import { bucketNameProblem, type TransferSpec } from '../../../contracts';
 import { SlipstreamApi } from '../../sdk/api';
 import { requireConfig, type ResolvedConfig } from '../../sdk/config';
 import { SlipstreamApiError } from '../../sdk/errors';
+import { createHttpFetch, proxyFor, proxySettingsFromEnv, type ProxySettings } from '../../sdk/http';
 import { checkUdp } from '../../sdk/session';
 import { parseCommand } from '../args';
 import { ExitCode, UsageError, exitCodeFor } from '../exit-codes';
@@ -10,13 +11,14 @@ import { formatDuration, maskSecret } from '../format';
 import { configFor, printJson, printLine, showHelp, type CommandContext } from './context';
 
 export const doctorUsage = `slip doctor [bucket]
-  Checks config, API reachability, the API key, clock skew, the bucket (immutability), the HTTP fallback
-  routes, token issuance and UDP reachability. Without a bucket, the local stack's default bucket is used.`;
+  Checks config, the HTTP proxy in use, API reachability, the API key, clock skew, the bucket
+  (immutability), the HTTP fallback routes, token issuance and UDP reachability, then says which
+  transports work from here. Without a bucket, the local stack's default bucket is used.`;
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
 export interface DoctorCheck {
-  name: 'config' | 'api' | 'auth' | 'clock' | 'bucket' | 'fallback' | 'token' | 'udp';
+  name: 'config' | 'proxy' | 'api' | 'auth' | 'clock' | 'bucket' | 'fallback' | 'token' | 'udp' | 'transports';
   status: CheckStatus;
   detail: string;
   /** For failures: the exit code of the error class (client/README.md). */
@@ -50,6 +52,8 @@ export interface DoctorOptions {
   resolve: () => ResolvedConfig;
   bucket: string | undefined;
   fetch?: typeof fetch;
+  /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY come from here (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Runs the checks in order; a check that cannot run because an earlier one failed is `skip`. */
@@ -68,7 +72,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     config = requireConfig(options.resolve());
   } catch (error) {
     checks.push(failure('config', error));
-    skipRest(['api', 'auth', 'clock', 'bucket', 'fallback', 'token', 'udp'], 'needs a working config');
+    skipRest(['proxy', 'api', 'auth', 'clock', 'bucket', 'fallback', 'token', 'udp', 'transports'], 'needs a working config');
     return report(null, options.bucket ?? null);
   }
   checks.push({
@@ -77,7 +81,14 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     detail: `endpoint ${config.endpoint} (${describeSource(config.sources.endpoint)}); API key ${maskSecret(config.apiKey)} (${describeSource(config.sources.apiKey)})`,
   });
   const bucket = options.bucket ?? config.defaultBucket;
-  const api = new SlipstreamApi({ endpoint: config.endpoint, apiKey: config.apiKey, ...(options.fetch ? { fetch: options.fetch } : {}) });
+  const proxy = proxySettingsFromEnv(options.env ?? process.env);
+  const viaProxy = proxyFor(proxy, config.endpoint);
+  checks.push({
+    name: 'proxy',
+    status: 'ok',
+    detail: viaProxy ? `HTTP goes through ${redactProxy(viaProxy)} (HTTPS_PROXY/HTTP_PROXY); UDP cannot use an HTTP proxy` : 'no proxy for the API (none set, or NO_PROXY covers it): direct',
+  });
+  const api = new SlipstreamApi({ endpoint: config.endpoint, apiKey: config.apiKey, fetch: options.fetch ?? createHttpFetch(proxy) });
 
   // API reachability, and the server's clock from the same answer.
   const sentAtMs = Date.now();
@@ -85,8 +96,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   try {
     health = await api.health();
   } catch (error) {
-    checks.push(failure('api', error));
-    skipRest(['auth', 'clock', 'bucket', 'fallback', 'token', 'udp'], 'needs the API');
+    checks.push(failure('api', error, apiUnreachable(error, proxy, viaProxy)));
+    skipRest(['auth', 'clock', 'bucket', 'fallback', 'token', 'udp', 'transports'], 'needs the API');
     return report(config.endpoint, bucket ?? null);
   }
   const localMidMs = (sentAtMs + Date.now()) / 2;
@@ -105,11 +116,11 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   checks.push(clockCheck(health.serverDate, localMidMs));
 
   if (!authOk) {
-    skipRest(['bucket', 'fallback', 'token', 'udp'], 'needs an accepted API key');
+    skipRest(['bucket', 'fallback', 'token', 'udp', 'transports'], 'needs an accepted API key');
     return report(config.endpoint, bucket ?? null);
   }
   if (bucket === undefined) {
-    skipRest(['bucket', 'fallback', 'token', 'udp'], 'name a bucket: slip doctor <bucket>');
+    skipRest(['bucket', 'fallback', 'token', 'udp', 'transports'], 'name a bucket: slip doctor <bucket>');
     return report(config.endpoint, null);
   }
 
@@ -121,11 +132,12 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   } catch (error) {
     const immutable = error instanceof SlipstreamApiError && error.code === 'BucketImmutable';
     checks.push(failure('bucket', error, immutable ? `${bucket} has an immutability policy (S3 Object Lock): high-speed and fallback transfers are refused` : undefined));
-    skipRest(['fallback', 'token', 'udp'], `needs a bucket that accepts transfers`);
+    skipRest(['fallback', 'token', 'udp', 'transports'], `needs a bucket that accepts transfers`);
     return report(config.endpoint, bucket);
   }
 
-  checks.push(await fallbackCheck(api, fallbackUrl));
+  const routes = await fallbackCheck(api, fallbackUrl);
+  checks.push(routes);
 
   let spec: TransferSpec | undefined;
   try {
@@ -140,10 +152,50 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     checks.push(failure('token', error));
   }
 
-  checks.push(await udpCheck(spec));
+  const udp = await udpCheck(spec);
+  checks.push(udp);
+  const summary = transportsCheck(udp, routes, spec, viaProxy);
+  // UDP blocked is a problem only when nothing else can carry the transfer.
+  if (udp.status === 'fail' && summary.status !== 'fail') {
+    delete udp.exitCode;
+    udp.status = 'warn';
+  }
+  checks.push(summary);
   // The probe's transfer would otherwise stay QUEUED in `slip ls --active`.
   if (spec) await api.cancelTransfer(spec.slipstream.transfer_id).catch(() => undefined);
   return report(config.endpoint, bucket);
+}
+
+/** user:password in a proxy URL is not printed. */
+function redactProxy(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.username || parsed.password) parsed.username = parsed.password = '***';
+    return parsed.toString().replace(/\/$/, '');
+  } catch {
+    return 'an unparsable proxy URL';
+  }
+}
+
+function apiUnreachable(error: unknown, proxy: ProxySettings, viaProxy: string | undefined): string {
+  const message = (error as Error).message;
+  if (error instanceof SlipstreamApiError) return message;
+  if (viaProxy) return `${message} (through the proxy ${redactProxy(viaProxy)}: is it running, and does it allow this host?)`;
+  const proxyHint = proxy.httpProxy || proxy.httpsProxy ? 'NO_PROXY makes the API direct' : 'no proxy is set';
+  return `${message} (${proxyHint}: if this network only lets the web out through a proxy, set HTTPS_PROXY, e.g. HTTPS_PROXY=http://proxy.example:3128)`;
+}
+
+/** Which ways a transfer can go from here, and why not. */
+function transportsCheck(udp: DoctorCheck, routes: DoctorCheck, spec: TransferSpec | undefined, viaProxy: string | undefined): DoctorCheck {
+  if (!spec) return { name: 'transports', status: 'skip', detail: 'needs a transfer spec (see token)' };
+  const mode = spec.http_fallback;
+  const udpWorks = udp.status === 'ok';
+  const httpsWorks = routes.status === 'ok' && mode !== 'false';
+  const https = mode === 'false' ? 'HTTPS fallback is disabled for this bucket (its transfer preferences)' : routes.status === 'ok' ? `HTTPS works${viaProxy ? ` through ${redactProxy(viaProxy)}` : ''}${mode === 'force' ? ' and is the only transport (http_fallback force)' : ''}` : 'HTTPS fallback routes do not answer';
+  const udpText = mode === 'force' ? 'UDP is not used (http_fallback force)' : udpWorks ? 'UDP (high speed) works' : `UDP is blocked (${udp.detail})`;
+  const detail = `${udpText}; ${https}`;
+  if ((udpWorks && mode !== 'force') || httpsWorks) return { name: 'transports', status: udpWorks || mode === 'force' ? 'ok' : 'warn', detail: udpWorks || mode === 'force' ? detail : `${detail}: transfers will continue over HTTPS, slower on long or lossy links` };
+  return { name: 'transports', status: 'fail', detail: `${detail}: no transport works from here`, exitCode: ExitCode.network };
 }
 
 export function clockCheck(serverDate: Date | undefined, localMs: number): DoctorCheck {
@@ -204,12 +256,13 @@ export async function doctorCommand(ctx: CommandContext): Promise<number> {
   const result = await runDoctor({
     resolve: () => configFor(ctx, globals),
     bucket,
+    env: ctx.io.env,
     ...(ctx.deps.fetch ? { fetch: ctx.deps.fetch } : {}),
   });
   if (globals.json) {
     printJson(ctx, result);
   } else {
-    for (const c of result.checks) printLine(ctx, `${c.status.padEnd(4)}  ${c.name.padEnd(8)}  ${c.detail}`);
+    for (const c of result.checks) printLine(ctx, `${c.status.padEnd(4)}  ${c.name.padEnd(10)}  ${c.detail}`);
     const failed = result.checks.filter((c) => c.status === 'fail').length;
     printLine(ctx, failed === 0 ? 'no problems found' : `${failed} check${failed > 1 ? 's' : ''} failed`);
   }

@@ -13,14 +13,16 @@ const transferFlags = {
   'min-kbps': { type: 'string' },
   'rate-policy': { type: 'string' },
   'datagram-bytes': { type: 'string' },
+  'http-fallback': { type: 'string' },
 } as const;
 
 export const uploadUsage = `slip upload <path…> s3://bucket/prefix [--target-kbps N] [--min-kbps N] [--rate-policy fixed|high|fair|low]
-                  [--datagram-bytes 1200..9000]
+                  [--datagram-bytes 1200..9000] [--http-fallback true|false|force]
   Files are stored under prefix/<name>; a folder under prefix/<folder>/… (symlinks inside folders are skipped).
   Ctrl-C stops; running the same command again continues the same transfer.`;
 
 export const downloadUsage = `slip download s3://bucket/key-or-prefix <dir> [--target-kbps N] [--min-kbps N] [--rate-policy P]
+                  [--http-fallback true|false|force]
   s3://b/photos/2026 lands as <dir>/2026 (an object) or <dir>/2026/… (a prefix).`;
 
 /** At most this many per-file errors are printed; the rest are counted (all are in --json output). */
@@ -31,12 +33,15 @@ function transferOptions(values: Record<string, string | boolean | undefined>): 
   const min = intFlag('min-kbps', values['min-kbps'] as string | undefined, 0, maxRateKbps);
   const policy = enumFlag('rate-policy', values['rate-policy'] as string | undefined, ratePolicySchema.options);
   const datagramBytes = intFlag('datagram-bytes', values['datagram-bytes'] as string | undefined, minDatagramBytes, maxDatagramBytes);
+  // Default: the bucket's setting. true: HTTPS takes over when UDP is blocked or lost; force: HTTPS only.
+  const fallback = enumFlag('http-fallback', values['http-fallback'] as string | undefined, ['true', 'false', 'force'] as const);
   if (target !== undefined && min !== undefined && min > target) throw new UsageError('--min-kbps must not exceed --target-kbps');
   return {
     ...(target !== undefined ? { targetRateKbps: target } : {}),
     ...(min !== undefined ? { minRateKbps: min } : {}),
     ...(policy !== undefined ? { ratePolicy: policy } : {}),
     ...(datagramBytes !== undefined ? { datagramBytes } : {}),
+    ...(fallback !== undefined ? { httpFallback: fallback === 'force' ? 'force' : fallback === 'true' } : {}),
   };
 }
 
@@ -103,6 +108,13 @@ async function follow(ctx: CommandContext, jsonFlag: boolean, transfer: Transfer
   }
   transfer.on('status', (s) => reporter.onStatus(s));
   transfer.on('progress', (p) => reporter.onProgress(p));
+  transfer.on('transport', (change) => {
+    reporter.event('transport', { ...change });
+    if (!json) {
+      reporter.clear();
+      io.stderr.write(`switched to ${change.transport === 'http' ? 'HTTPS' : 'UDP'}: ${change.reason}\n`);
+    }
+  });
 
   let unsubscribe: () => void = () => undefined;
   const interrupted = new Promise<'interrupted'>((done) => {
