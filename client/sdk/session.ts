@@ -247,6 +247,8 @@ async function runUpload(
       send({ t: 'sum', index: file.index, sha256: compositeChecksum(digests) });
     }
   };
+  // A session that ends while the feeder waits for room must wake it, or the file stays open for ever.
+  void session.closed.then(() => writable());
   const feeding = feed().catch((error: unknown) => {
     conn.close(CloseCode.internalError, `could not read local files: ${(error as Error).message}`);
     session.driver.kick();
