@@ -252,6 +252,7 @@ export class EngineSession {
       transferId: this.ticket.transferId,
       maxBufferedBytes: this.deps.maxBufferedBytes,
       onFileError: (index, error) => this.fileFailed(index, error),
+      onSettled: () => this.grant(),
     });
     this.sink.addFiles(files);
     if (final) {

@@ -84,6 +84,11 @@ export interface UploadSinkOptions {
   now?: () => Date;
   /** A file failed in the background (an S3 or state-table error after the SDK's retries). */
   onFileError?: (fileIndex: number, error: Error) => void;
+  /**
+   * Bytes became durable, so receiveLimit() may have moved: a sender that used all its credit sends
+   * nothing that would otherwise prompt a new MAX_DATA.
+   */
+  onSettled?: () => void;
 }
 
 type Phase = 'receiving' | 'committed' | 'failed' | 'errored';
@@ -141,6 +146,7 @@ export class UploadSink {
   private readonly partConcurrency: number;
   private readonly now: () => Date;
   private readonly onFileError?: (fileIndex: number, error: Error) => void;
+  private readonly onSettled?: () => void;
 
   private readonly streamLayout = new StreamLayout();
   private readonly fileStates: FileState[] = [];
@@ -169,6 +175,7 @@ export class UploadSink {
     this.partConcurrency = options.partConcurrency ?? 4;
     this.now = options.now ?? (() => new Date());
     this.onFileError = options.onFileError;
+    this.onSettled = options.onSettled;
     if (!(this.maxBufferedBytes >= 1)) throw new RangeError('maxBufferedBytes must be positive');
     if (!(this.partConcurrency >= 1)) throw new RangeError('partConcurrency must be at least 1');
   }
@@ -436,6 +443,7 @@ export class UploadSink {
       this.dropPart(file, part);
       this.settled.add(part.start, part.start + part.sizeBytes);
       this.notify(file);
+      this.onSettled?.();
     } catch (error) {
       if (!this.stopped) this.failLocally(file, asError(error));
     }

@@ -415,10 +415,15 @@ export class Connection implements FrameVisitor {
    * a receiver that raises it per packet would otherwise make every ACK an ack-eliciting packet.
    */
   setMaxData(offset: number): void {
-    if (offset <= this.localMaxData) return;
-    this.localMaxData = offset;
+    if (offset > this.localMaxData) this.localMaxData = offset;
+    this.checkMaxDataDue();
+  }
+
+  /** Rechecked as data arrives too: a limit raised early may become worth advertising only later. */
+  private checkMaxDataDue(): void {
+    if (this.localMaxData <= this.advertisedMaxData) return;
     const receivedEnd = this.received.max ?? 0;
-    if (offset - this.advertisedMaxData >= this.advertisedMaxData - receivedEnd) this.maxDataDue = true;
+    if (this.localMaxData - this.advertisedMaxData >= this.advertisedMaxData - receivedEnd) this.maxDataDue = true;
   }
 
   /** Stops or restarts sending data (control, ACKs and keepalives go on). */
@@ -686,6 +691,7 @@ export class Connection implements FrameVisitor {
       this.events.push({ type: 'data', offset: start, bytes: bytes.subarray(start - offset, stop - offset) });
     }
     this.received.add(offset, end);
+    this.checkMaxDataDue();
   }
 
   control(offset: number, bytes: Buffer): void {
