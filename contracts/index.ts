@@ -5,3 +5,4 @@ export * from './spec';
 export * from './transfers';
 export * from './keys';
 export * from './fallback';
+export * from './objects';

@@ -98,6 +98,7 @@ async function main(): Promise<void> {
   const key = stack.credentials.apiKey;
   console.log(`Slipstream local stack is running (data in ${o.dataDir}/, kept across restarts)
 
+  Console      ${stack.apiUrl}/          ${stack.consoleBuilt ? '(sign in with the admin key below)' : '(not built: npm run build:web)'}
   API          ${stack.apiUrl}          (listening on ${o.host}:${o.port})
   S3           ${stack.s3Endpoint}          (s3rver; access key S3RVER / secret S3RVER)
   DynamoDB     ${stack.dynamoDbEndpoint}          (dynalite; table slipstream)
@@ -110,6 +111,7 @@ Try it:
   curl -H "Authorization: Bearer $SLIPSTREAM_API_KEY" "${stack.apiUrl}/${o.bucket}?faspConnectionInfo"
   curl -H "Authorization: Bearer $SLIPSTREAM_API_KEY" "${stack.apiUrl}/v1/buckets/${o.bucket}/preferences"
   curl -H "Authorization: Bearer $SLIPSTREAM_API_KEY" "${stack.apiUrl}/v1/transfers"
+  npx slip agent --share ~/Outgoing      # high-speed transfers from the console (see README "The console")
 
 Press Ctrl-C to stop.`);
 

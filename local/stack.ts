@@ -9,6 +9,7 @@ import { createApp } from '../functions/app';
 import { createDeps } from '../functions/deps';
 import { allRoutes } from '../functions/routes';
 import { ensureAdminKey, ensureBucket, loadOrCreateKeyring, type CredentialsFile } from './bootstrap';
+import { defaultAgentUrl, defaultConsoleDir, loadConsole } from './console';
 import { assertPortFree, assertUdpPortFree, freePort } from './ports';
 import { s3rverCredentials, startDynalite, startEngine, startS3rver, type ManagedService } from './services';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -31,6 +32,10 @@ export interface LocalStackOptions {
   publicUrl?: string;
   /** Build the public base URL from a reverse proxy's X-Forwarded-* headers (core/config.ts trustProxy). */
   trustProxy?: boolean;
+  /** The built console served at `/` (default `web/dist`). */
+  consoleDir?: string;
+  /** Where the console looks for the local agent (default http://127.0.0.1:55002). */
+  agentUrl?: string;
 }
 
 export interface LocalStack {
@@ -41,6 +46,8 @@ export interface LocalStack {
   readonly credentialsPath: string;
   readonly adminKeyCreated: boolean;
   readonly config: Config;
+  /** The console's built files were found and are served at `/`. */
+  readonly consoleBuilt: boolean;
   /** The engine's process (tests kill it to prove a resume). */
   readonly engine: () => ManagedService;
   /** Starts a fresh engine process on the same ports and state, after the old one died or was stopped. */
@@ -121,8 +128,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
 
     const app = createApp(deps, allRoutes);
+    const site = loadConsole(options.consoleDir ?? defaultConsoleDir, { agentUrl: options.agentUrl ?? defaultAgentUrl });
+    // The console's paths first (none can be an API path), then the API.
+    const fetch = (request: Request) => site.respond(request) ?? app.fetch(request);
     await new Promise<void>((ready, fail) => {
-      server = serve({ fetch: app.fetch, hostname: host, port: options.apiPort }, () => ready());
+      server = serve({ fetch, hostname: host, port: options.apiPort }, () => ready());
       server.once('error', fail);
     });
     const bound = (server!.address() as AddressInfo).port;
@@ -134,6 +144,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       credentialsPath,
       adminKeyCreated: created,
       config,
+      consoleBuilt: site.built,
       engine: () => engine,
       async restartEngine() {
         await engine.stop();

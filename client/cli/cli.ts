@@ -1,5 +1,6 @@
 import { SlipstreamApiError } from '../sdk/errors';
 import { findCommand } from './args';
+import { agentCommand, agentUsage } from './commands/agent';
 import { doctorCommand, doctorUsage } from './commands/doctor';
 import type { CliDeps, CommandContext } from './commands/context';
 import { lsCommand, lsUsage } from './commands/ls';
@@ -15,6 +16,7 @@ ${downloadUsage}
 ${lsUsage}
 ${prefsUsage}
 ${doctorUsage}
+${agentUsage}
 
 Global flags: --endpoint URL, --api-key KEY, --json (one JSON object, or JSON lines for transfers), -h/--help
 Config: flags, then SLIPSTREAM_ENDPOINT / SLIPSTREAM_API_KEY, then $SLIPSTREAM_CONFIG or ~/.config/slipstream/config.json,
@@ -38,6 +40,8 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
         return await prefsCommand(ctx, sub);
       case 'doctor':
         return await doctorCommand(ctx);
+      case 'agent':
+        return await agentCommand(ctx);
       case 'help':
         io.stdout.write(`${usage}\n`);
         return ExitCode.ok;
@@ -46,9 +50,9 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
           io.stdout.write(`${usage}\n`);
           return ExitCode.ok;
         }
-        throw new UsageError('name a command: upload, download, ls, prefs, doctor (slip --help)');
+        throw new UsageError('name a command: upload, download, ls, prefs, doctor, agent (slip --help)');
       default:
-        throw new UsageError(`unknown command "${command}": use upload, download, ls, prefs or doctor (slip --help)`);
+        throw new UsageError(`unknown command "${command}": use upload, download, ls, prefs, doctor or agent (slip --help)`);
     }
   } catch (error) {
     const code = exitCodeFor(error);

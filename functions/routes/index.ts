@@ -5,6 +5,7 @@ import { fallbackRoutes } from './fallback';
 import { fileRoutes } from './files';
 import { healthRoutes } from './health';
 import { keyRoutes } from './keys';
+import { objectRoutes } from './objects';
 import { preferencesRoutes } from './preferences';
 import { transferRoutes } from './transfers';
 
@@ -16,6 +17,7 @@ import { transferRoutes } from './transfers';
 export const allRoutes = [
   fileRoutes,
   preferencesRoutes,
+  objectRoutes,
   fallbackRoutes,
   companionRoutes,
   continuationRoutes,

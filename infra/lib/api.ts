@@ -10,7 +10,7 @@ import type { TokenKeys } from './secrets';
 import type { State } from './state';
 
 /** One Lambda function per route group (functions/app.ts `routeGroups`), so each gets only its own IAM. */
-export const routeGroups = ['bucket', 'files', 'preferences', 'fallback', 'transfers', 'keys'] as const;
+export const routeGroups = ['bucket', 'files', 'preferences', 'objects', 'fallback', 'transfers', 'keys'] as const;
 export type RouteGroup = (typeof routeGroups)[number];
 
 /** The Lambda entry file of each group; each exports `handler`. */
@@ -18,6 +18,7 @@ export const lambdaEntries: Record<RouteGroup, string> = {
   bucket: 'functions/lambda/bucket.ts',
   files: 'functions/lambda/files.ts',
   preferences: 'functions/lambda/preferences.ts',
+  objects: 'functions/lambda/objects.ts',
   fallback: 'functions/lambda/fallback.ts',
   transfers: 'functions/lambda/transfers.ts',
   keys: 'functions/lambda/keys.ts',
@@ -36,6 +37,10 @@ export const apiRoutes: readonly { path: string; methods: apigw.HttpMethod[]; gr
   { path: '/{bucket}', methods: [GET, PUT, OPTIONS], group: 'bucket' },
   { path: '/files/{proxy+}', methods: [ANY], group: 'files' },
   { path: '/v1/buckets/{bucket}/preferences', methods: [ANY], group: 'preferences' },
+  // The console's bucket browser: bucket list, object listing, presigned GETs for Standard downloads.
+  { path: '/v1/buckets', methods: [ANY], group: 'objects' },
+  { path: '/v1/buckets/{bucket}/objects', methods: [ANY], group: 'objects' },
+  { path: '/v1/buckets/{bucket}/download-urls', methods: [ANY], group: 'objects' },
   { path: '/v1/fallback/{proxy+}', methods: [ANY], group: 'fallback' },
   { path: '/companion/{proxy+}', methods: [ANY], group: 'fallback' },
   // Continuing a transfer over HTTPS (HTTP fallback). Path variables outrank the greedy
@@ -109,6 +114,9 @@ export class Api extends Construct {
     buckets.grant(functions.files, 's3:GetBucketObjectLockConfiguration', 's3:ListBucket');
     props.tokenKeys.grantRead(functions.files);
     // preferences: the table only.
+    // objects: listing (ListBucket), HeadObject and presigned GetObject URLs signed with this role (GetObject).
+    // The bucket list comes from the configuration: no s3:ListAllMyBuckets.
+    buckets.grant(functions.objects, 's3:ListBucket', 's3:GetObject');
     // HTTP-fallback multipart: create/complete (PutObject), presigned part URLs signed with this role
     // (PutObject), list parts, abort; companion grants are sealed with the keyring. Continued downloads:
     // HeadObject and presigned GetObject URLs (GetObject), folder listings (ListBucket).

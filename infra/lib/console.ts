@@ -16,7 +16,7 @@ export interface ConsoleProps {
 /**
  * Hosting for the browser console: a private S3 bucket (no public access, TLS only, server access logs)
  * served by CloudFront through Origin Access Control, HTTPS only (HTTP redirects), with security headers.
- * The files are uploaded from `web/dist` when it has been built.
+ * The files are uploaded from `web/dist` when it has been built (`deploy`, with the API's URL).
  */
 export class Console extends Construct {
   readonly bucket: s3.Bucket;
@@ -24,7 +24,8 @@ export class Console extends Construct {
   readonly distribution: cloudfront.Distribution;
   /** `https://<distribution>.cloudfront.net` — also the console's origin for CORS. */
   readonly url: string;
-  readonly deployment?: s3deploy.BucketDeployment;
+  deployment?: s3deploy.BucketDeployment;
+  private readonly assetDir: string;
 
   constructor(scope: Construct, id: string, props: ConsoleProps) {
     super(scope, id);
@@ -108,16 +109,23 @@ export class Console extends Construct {
 
     this.url = `https://${this.distribution.distributionDomainName}`;
 
-    if (existsSync(props.assetDir)) {
-      this.deployment = new s3deploy.BucketDeployment(this, 'Deploy', {
-        sources: [s3deploy.Source.asset(props.assetDir)],
-        destinationBucket: this.bucket,
-        distribution: this.distribution,
-        distributionPaths: ['/*'],
-        memoryLimit: 512,
-      });
-      acknowledgeBucketDeployment(this, this.bucket);
-    }
+    this.assetDir = props.assetDir;
+  }
+
+  /**
+   * Uploads the built console with its `console/config.json` (where the page finds the API), once the
+   * API exists; a no-op while `web/dist` is not built.
+   */
+  deploy(settings: { apiUrl: string }): void {
+    if (!existsSync(this.assetDir) || this.deployment) return;
+    this.deployment = new s3deploy.BucketDeployment(this, 'Deploy', {
+      sources: [s3deploy.Source.asset(this.assetDir), s3deploy.Source.jsonData('console/config.json', { apiUrl: settings.apiUrl })],
+      destinationBucket: this.bucket,
+      distribution: this.distribution,
+      distributionPaths: ['/*'],
+      memoryLimit: 512,
+    });
+    acknowledgeBucketDeployment(this, this.bucket);
   }
 }
 

@@ -77,6 +77,7 @@ export class SlipstreamStack extends Stack {
       throttle: { rateLimit: config.apiThrottleRateLimit, burstLimit: config.apiThrottleBurstLimit },
       logRetention,
     });
+    this.console.deploy({ apiUrl: this.api.url });
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Control-plane API base URL (ATSEndpoint)' });
     new CfnOutput(this, 'EngineHost', { value: this.engine.engineHost, description: 'UDP transfer endpoint (NLB DNS name)' });

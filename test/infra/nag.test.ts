@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Validations, type PolicyValidationPluginReport } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -80,6 +80,14 @@ describe('cdk-nag AwsSolutions with the console built (web/dist)', () => {
 
   it('uploads the console and invalidates CloudFront', () => {
     Template.fromStack(built.stack).resourceCountIs('Custom::CDKBucketDeployment', 1);
+  });
+
+  it('uploads console/config.json with the API URL, resolved at deploy time', () => {
+    Template.fromStack(built.stack).hasResourceProperties('Custom::CDKBucketDeployment', {
+      SourceObjectKeys: [Match.stringLikeRegexp('\\.zip$'), Match.stringLikeRegexp('\\.zip$')],
+      SourceMarkers: [{}, { '<<marker:0xbaba:0>>': { 'Fn::GetAtt': [Match.stringLikeRegexp('^ApiHttpApi'), 'ApiEndpoint'] } }],
+      DistributionPaths: ['/*'],
+    });
   });
 
   it('has no unacknowledged errors or warnings', () => {

@@ -294,7 +294,7 @@ describe('token keys', () => {
 describe('api', () => {
   it('has one ARM64 Node.js function per route group', () => {
     const apiFunctions = ofType('AWS::Lambda::Function').filter(([, r]) => String(r.Properties.Description).startsWith('Slipstream API:'));
-    expect(apiFunctions).toHaveLength(6);
+    expect(apiFunctions).toHaveLength(7);
     for (const [, fn] of apiFunctions) {
       expect(fn.Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Handler: 'index.handler' });
       expect(fn.Properties.LoggingConfig.LogGroup).toBeDefined();
@@ -335,6 +335,9 @@ describe('api', () => {
       'OPTIONS /{bucket}': 'bucket',
       'ANY /files/{proxy+}': 'files',
       'ANY /v1/buckets/{bucket}/preferences': 'preferences',
+      'ANY /v1/buckets': 'objects',
+      'ANY /v1/buckets/{bucket}/objects': 'objects',
+      'ANY /v1/buckets/{bucket}/download-urls': 'objects',
       'ANY /v1/fallback/{proxy+}': 'fallback',
       'ANY /companion/{proxy+}': 'fallback',
       'ANY /v1/transfers/{id}/transport': 'fallback',
@@ -367,6 +370,7 @@ describe('api', () => {
       bucket: [...tableRW, ...onBuckets('s3:GetBucketObjectLockConfiguration', 's3:ListBucket')],
       files: [...tableRW, ...secretRead, ...onBuckets('s3:GetBucketObjectLockConfiguration', 's3:ListBucket')],
       preferences: [...tableRW],
+      objects: [...tableRW, ...onBuckets('s3:ListBucket'), ...onObjects('s3:GetObject')],
       fallback: [
         ...tableRW,
         ...secretRead,

@@ -5,7 +5,7 @@ import { formatBytes, formatTable } from '../format';
 import { apiFor, printJson, printLine, type CommandContext } from './context';
 
 export const lsUsage = `slip ls [--active | --completed] [--bucket B] [--limit N] [--cursor C]
-  Lists transfers (not objects: the API has no object listing), newest first.`;
+  Lists transfers (not objects: browse those in the console), newest first.`;
 
 const lsFlags = {
   active: { type: 'boolean' },
