@@ -83,6 +83,8 @@ export interface ConnectionStats {
   packetsSent: number;
   packetsReceived: number;
   packetsLost: number;
+  /** Ack-eliciting packets the peer acknowledged: proof the path works in the sending direction. */
+  packetsAcked: number;
   bytesSent: number;
   bytesReceived: number;
   dataBytesSent: number;
@@ -172,7 +174,7 @@ export class Connection implements FrameVisitor {
 
   private readonly events: ConnectionEvent[] = [];
   private readonly stats_: ConnectionStats = {
-    packetsSent: 0, packetsReceived: 0, packetsLost: 0, bytesSent: 0, bytesReceived: 0, dataBytesSent: 0,
+    packetsSent: 0, packetsReceived: 0, packetsLost: 0, packetsAcked: 0, bytesSent: 0, bytesReceived: 0, dataBytesSent: 0,
     dataBytesRetransmitted: 0, dataBytesDelivered: 0, dataBytesAcked: 0, droppedForged: 0, droppedReplayed: 0, droppedMalformed: 0,
     srttMs: 0, minRttMs: 0, rateKbps: 0, bytesInFlight: 0,
   };
@@ -802,6 +804,7 @@ export class Connection implements FrameVisitor {
   }
 
   private onPacketAcked(packet: SentPacket): void {
+    this.stats_.packetsAcked += 1;
     const d = packet.data;
     if (d) for (let i = 0; i < d.length; i += 2) this.stats_.dataBytesAcked += this.acked.add(d[i]!, d[i + 1]!);
     const c = packet.control;
@@ -969,6 +972,17 @@ export class Connection implements FrameVisitor {
 
   pollEvent(): ConnectionEvent | undefined {
     return this.events.shift();
+  }
+
+  /**
+   * Ends the connection here without telling the peer (it cannot be reached): the application decided
+   * the path is gone sooner than the idle timeout would (e.g. to continue over another transport).
+   */
+  abandon(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.closeCode = code;
+    this.closeReason = reason;
+    this.finishClose(false);
   }
 
   private finishClose(byPeer: boolean): void {

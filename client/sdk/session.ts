@@ -48,6 +48,8 @@ async function openSession(
   spec: TransferSpec,
   onEvent: (event: ConnectionEvent) => void,
   options: SessionOptions & { handshakeTimeoutMs?: number } = {},
+  /** Whether this side waits for the engine now (data or an ACK outstanding): only then is quiet a sign. */
+  expecting: (conn: Connection) => boolean = () => false,
 ): Promise<Session> {
   const { address, family } = await lookup(spec.remote_host);
   const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 8 * 1024 * 1024, sendBufferSize: 8 * 1024 * 1024 });
@@ -86,6 +88,7 @@ async function openSession(
   );
   socket.on('message', (bytes, rinfo) => driver.input(bytes, addressKey(rinfo.address, rinfo.port)));
   driver.service();
+  if (options.idleTimeoutMs) watchProgress(conn, driver, options.idleTimeoutMs, expecting, closed);
   const send = (message: ControlMessage) => {
     conn.sendControl(encodeControl(message));
     driver.kick();
@@ -161,6 +164,29 @@ export async function runUdpSession(spec: TransferSpec, job: SessionJob, callbac
   return job.direction === 'upload' ? runUpload(spec, job.files, callbacks, options) : runDownload(spec, job.paths, job.localRoot, callbacks, options);
 }
 
+/**
+ * The idle timeout sees any packet from the engine; a path blocked one way still carries the engine's
+ * keepalives. So the session also counts as lost when nothing of ours is acknowledged and no data
+ * arrives for `silenceMs` while this side waits for the engine.
+ */
+function watchProgress(conn: Connection, driver: ConnectionDriver, silenceMs: number, expecting: (conn: Connection) => boolean, closed: Promise<unknown>): void {
+  let last = -1;
+  let lastAtMs = performance.now();
+  const timer = setInterval(() => {
+    const stats = conn.stats();
+    const progress = stats.packetsAcked + stats.dataBytesDelivered;
+    const now = performance.now();
+    if (progress !== last || !conn.isConnected || !expecting(conn)) {
+      last = progress;
+      lastAtMs = now;
+    } else if (now - lastAtMs >= silenceMs) {
+      conn.abandon(CloseCode.idleTimeout, `nothing acknowledged or delivered by the engine for ${silenceMs} ms`);
+      driver.service();
+    }
+  }, Math.min(1_000, silenceMs / 4));
+  void closed.then(() => clearInterval(timer));
+}
+
 /** `idleTimeoutMs`: silence after which the session counts as lost (shorter when HTTPS can take over). */
 type SessionOptions = { datagramBytes?: number; idleTimeoutMs?: number };
 
@@ -207,7 +233,7 @@ async function runUpload(
         checkFinished();
       }
     }
-  }, options);
+  }, options, (c) => c.stats().bytesInFlight > 0);
   const conn = session.driver.conn;
   const send = session.send;
 
@@ -285,6 +311,7 @@ async function runDownload(spec: TransferSpec, paths: string[], localRoot: strin
   const done = new Set<number>();
   const fileErrors: SessionFileError[] = [];
   let manifestFinal = false;
+  let downloadPaused = false;
   let finished: () => void = () => undefined;
   const allFinished = new Promise<void>((r) => (finished = r));
   let writing = Promise.resolve();
@@ -308,7 +335,7 @@ async function runDownload(spec: TransferSpec, paths: string[], localRoot: strin
         checkFinished();
       }
     }
-  }, options);
+  }, options, () => !downloadPaused && !(manifestFinal && done.size + fileErrors.length >= layout.files.length));
   const conn = session.driver.conn;
   const send = session.send;
   const checkFinished = () => {
@@ -382,8 +409,14 @@ async function runDownload(spec: TransferSpec, paths: string[], localRoot: strin
 
   const startedAt = performance.now();
   const closed = await supervise(session, callbacks, {
-    pause: () => send({ t: 'pause' }),
-    resume: () => send({ t: 'resume' }),
+    pause: () => {
+      downloadPaused = true;
+      send({ t: 'pause' });
+    },
+    resume: () => {
+      downloadPaused = false;
+      send({ t: 'resume' });
+    },
     progress: () => ({
       bytesDone: written.total(),
       bytesTotal: manifestFinal ? layout.totalBytes : null,
