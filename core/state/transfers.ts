@@ -148,51 +148,41 @@ export class TransferRepository {
     now: Date,
     extra: { bytesTransferred?: number; error?: { code: string; message: string } } = {},
   ): Promise<TransferItem | undefined> {
-    const iso = now.toISOString();
-    const values: Record<string, unknown> = { ':status': status, ':now': iso, ':error': extra.error ?? null };
-    activeStatuses.forEach((s, i) => (values[`:a${i}`] = s));
+    const values: Record<string, unknown> = { ':status': status, ':now': now.toISOString(), ':error': extra.error ?? null };
     let update = 'SET #status = :status, updatedAt = :now, endedAt = :now, #error = :error';
     if (extra.bytesTransferred !== undefined) {
       update += ', bytesTransferred = :bytes';
       values[':bytes'] = extra.bytesTransferred;
     }
+    return this.updateIfActive(id, update, values, { '#error': 'error' });
+  }
+
+  /** QUEUED or PAUSED → RUNNING when a session starts; an ended transfer is left alone (returns false). */
+  async markRunning(id: string, now: Date): Promise<boolean> {
+    return (await this.updateIfActive(id, 'SET #status = :running, updatedAt = :now', { ':running': 'RUNNING', ':now': now.toISOString() })) !== undefined;
+  }
+
+  /**
+   * One conditional update of a transfer that is still active: the updated record, or undefined when
+   * the transfer is unknown or has ended (the condition keeps an ended transfer ended). `#status` is bound.
+   */
+  private async updateIfActive(id: string, update: string, values: Record<string, unknown>, names: Record<string, string> = {}): Promise<TransferItem | undefined> {
+    const active = Object.fromEntries(activeStatuses.map((status, i) => [`:a${i}`, status]));
     try {
       const { Attributes } = await this.db.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: `TRANSFER#${id}`, sk: 'META' },
           UpdateExpression: update,
-          ConditionExpression: `attribute_exists(pk) AND #status IN (${activeStatuses.map((_, i) => `:a${i}`).join(', ')})`,
-          ExpressionAttributeNames: { '#status': 'status', '#error': 'error' },
-          ExpressionAttributeValues: values,
+          ConditionExpression: `attribute_exists(pk) AND #status IN (${Object.keys(active).join(', ')})`,
+          ExpressionAttributeNames: { '#status': 'status', ...names },
+          ExpressionAttributeValues: { ...values, ...active },
           ReturnValues: 'ALL_NEW',
         }),
       );
       return Attributes ? fromItem(Attributes) : undefined;
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return undefined;
-      throw error;
-    }
-  }
-
-  /** QUEUED or PAUSED → RUNNING when a session starts; an ended transfer is left alone (returns false). */
-  async markRunning(id: string, now: Date): Promise<boolean> {
-    const values: Record<string, unknown> = { ':running': 'RUNNING', ':now': now.toISOString() };
-    activeStatuses.forEach((s, i) => (values[`:a${i}`] = s));
-    try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: `TRANSFER#${id}`, sk: 'META' },
-          UpdateExpression: 'SET #status = :running, updatedAt = :now',
-          ConditionExpression: `attribute_exists(pk) AND #status IN (${activeStatuses.map((_, i) => `:a${i}`).join(', ')})`,
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: values,
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
     }
   }
@@ -232,33 +222,14 @@ export class TransferRepository {
    * a QUEUED transfer becomes RUNNING. Undefined when the transfer is unknown or has ended.
    */
   async recordTransportChange(id: string, change: TransportChange, now: Date): Promise<TransferItem | undefined> {
-    const values: Record<string, unknown> = {
+    // list_append is atomic, so concurrent switches are all kept; trimming is a separate step.
+    let item = await this.updateIfActive(id, 'SET transportChanges = list_append(if_not_exists(transportChanges, :empty), :change), transport = :transport, updatedAt = :now', {
       ':change': [change],
       ':empty': [],
       ':transport': change.transport === 'http' ? 'http' : 'high-speed',
       ':now': now.toISOString(),
-    };
-    activeStatuses.forEach((s, i) => (values[`:a${i}`] = s));
-    let item: TransferItem;
-    try {
-      // list_append is atomic, so concurrent switches are all kept; trimming is a separate step.
-      const { Attributes } = await this.db.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: `TRANSFER#${id}`, sk: 'META' },
-          UpdateExpression: 'SET transportChanges = list_append(if_not_exists(transportChanges, :empty), :change), transport = :transport, updatedAt = :now',
-          ConditionExpression: `attribute_exists(pk) AND #status IN (${activeStatuses.map((_, i) => `:a${i}`).join(', ')})`,
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      if (!Attributes) return undefined;
-      item = fromItem(Attributes);
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return undefined;
-      throw error;
-    }
+    });
+    if (!item) return undefined;
     const excess = item.transportChanges.length - maxTransportChanges;
     if (excess > 0 && (await this.trimTransportChanges(id, item.transportChanges.length, excess))) {
       item = { ...item, transportChanges: item.transportChanges.slice(excess) };
@@ -308,24 +279,8 @@ export class TransferRepository {
 
   /** Adds bytes that moved outside an engine session (HTTP fallback) to an active transfer's progress. */
   async addBytesTransferred(id: string, bytes: number, now: Date): Promise<boolean> {
-    const values: Record<string, unknown> = { ':bytes': bytes, ':zero': 0, ':now': now.toISOString() };
-    activeStatuses.forEach((s, i) => (values[`:a${i}`] = s));
-    try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: `TRANSFER#${id}`, sk: 'META' },
-          UpdateExpression: 'SET bytesTransferred = if_not_exists(bytesTransferred, :zero) + :bytes, updatedAt = :now',
-          ConditionExpression: `attribute_exists(pk) AND #status IN (${activeStatuses.map((_, i) => `:a${i}`).join(', ')})`,
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: values,
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+    const update = 'SET bytesTransferred = if_not_exists(bytesTransferred, :zero) + :bytes, updatedAt = :now';
+    return (await this.updateIfActive(id, update, { ':bytes': bytes, ':zero': 0, ':now': now.toISOString() })) !== undefined;
   }
 
   async recordUploadId(uploadId: string, transferId: string): Promise<void> {
