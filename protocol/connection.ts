@@ -15,7 +15,7 @@ import {
   type ClientHello,
   type FrameVisitor,
 } from './packet';
-import { Pacer, RateController, kbpsToBps, type RatePolicy } from './rate';
+import { Pacer, RateController, kbpsToBps, type RateMode, type RatePolicy } from './rate';
 import { RangeSet } from './ranges';
 
 export interface ConnectionConfig {
@@ -98,6 +98,10 @@ export interface ConnectionStats {
   srttMs: number;
   minRttMs: number;
   rateKbps: number;
+  /** How the rate is being set: startup, keeping a short queue, or holding a share next to a buffer-filling flow. */
+  rateMode: RateMode;
+  /** Standing queueing delay at the rate controller's last decision. */
+  queueDelayMs: number;
   bytesInFlight: number;
 }
 
@@ -176,7 +180,7 @@ export class Connection implements FrameVisitor {
   private readonly stats_: ConnectionStats = {
     packetsSent: 0, packetsReceived: 0, packetsLost: 0, packetsAcked: 0, bytesSent: 0, bytesReceived: 0, dataBytesSent: 0,
     dataBytesRetransmitted: 0, dataBytesDelivered: 0, dataBytesAcked: 0, droppedForged: 0, droppedReplayed: 0, droppedMalformed: 0,
-    srttMs: 0, minRttMs: 0, rateKbps: 0, bytesInFlight: 0,
+    srttMs: 0, minRttMs: 0, rateKbps: 0, rateMode: 'startup', queueDelayMs: 0, bytesInFlight: 0,
   };
 
   // Handshake
@@ -368,6 +372,8 @@ export class Connection implements FrameVisitor {
     this.stats_.srttMs = this.srttMs;
     this.stats_.minRttMs = Number.isFinite(this.minRttMs) ? this.minRttMs : 0;
     this.stats_.rateKbps = Math.round((this.rate.rateBps * 8) / 1000);
+    this.stats_.rateMode = this.rate.mode;
+    this.stats_.queueDelayMs = this.rate.lastDecision.queueMs;
     this.stats_.bytesInFlight = this.bytesInFlight;
     return { ...this.stats_ };
   }
@@ -813,6 +819,7 @@ export class Connection implements FrameVisitor {
 
   private onPacketLost(packet: SentPacket): void {
     this.stats_.packetsLost += 1;
+    this.rate.onLoss();
     if (packet.state === 'inflight' && packet.ackEliciting) this.bytesInFlight -= packet.sizeBytes;
     packet.state = 'lost';
     const d = packet.data;
@@ -1007,7 +1014,7 @@ export class Connection implements FrameVisitor {
   /** In flight at most ~2 RTTs of the rate (with a floor), so a dead path does not swallow the buffer. */
   private inflightCapped(): boolean {
     const rtt = Math.max(this.srttMs || initialRttMs, 10);
-    const cap = Math.max((2 * this.rate.rateBps * rtt) / 1000, 64 * this.config.maxDatagramBytes);
+    const cap = Math.max(this.rate.inflightLimitBytes ?? (2 * this.rate.rateBps * rtt) / 1000, 64 * this.config.maxDatagramBytes);
     return this.bytesInFlight >= cap;
   }
 

@@ -30,20 +30,65 @@ const packetBytesForTarget = 1400;
 /** Decisions (≈ RTTs) the delivery-rate maximum looks back over, and how far above it the rate may go. */
 const deliveryWindow = 8;
 const deliveryHeadroom = 1.5;
+/**
+ * At least this long between decisions: on a 10 ms path a decision per RTT would read every event-loop
+ * stall of the sender or receiver (GC, disk, S3) as queueing.
+ */
+const decisionFloorMs = 20;
+/**
+ * A queue above the target for this many decisions in a row, while we already sent at most
+ * `yieldedShare` of what we delivered, is not ours: a buffer-filling (loss-based) flow shares the
+ * bottleneck, and backing off further would hand it the whole link.
+ */
+const competitorDecisions = 4;
+const yieldedShare = 0.75;
+/**
+ * Next to such a flow the rate follows TCP CUBIC's window law (RFC 9438: C = 0.4, β = 0.7, in packets of
+ * this size over the recent RTT) and backs off on loss that comes with a full queue, so both flows
+ * share the link as two TCP flows would. Loss with a short queue is random, and still ignored.
+ */
+const cubicC = 0.4;
+const cubicBeta = 0.7;
+const cubicPacketBytes = 1400;
+/** Competing mode ends when the queue stays below half the target this many decisions: the competitor left. */
+const drainedDecisions = 4;
+
+export type RateMode = 'startup' | 'delay' | 'competing';
 
 export class RateController {
   /** Bytes per second. */
   rateBps: number;
   private minRttMs = Infinity;
-  /** Recent RTT: a fast EWMA of samples, the queueing signal. */
+  /** Recent RTT: a fast EWMA of samples, for the decision interval. */
   private recentRttMs = 0;
-  private startup = true;
+  /**
+   * Lowest RTT sample of this decision interval and of the previous one: the standing RTT. A queue shows
+   * in every sample; a stall (GC, a burst of ACKs) only in some, so the minimum ignores it.
+   */
+  private intervalMinRttMs = Infinity;
+  private previousIntervalMinRttMs = Infinity;
+  private modeNow: RateMode;
   private lastUpdateMs = -Infinity;
   private ackedSinceUpdate = 0;
   /** Delivery rates of the last decisions (bytes/s): a policer or shallow buffer drops, it never queues. */
   private readonly delivered: number[] = [];
   private fullPipeBps = 0;
   private roundsWithoutGrowth = 0;
+  private decisionsAboveTarget = 0;
+  private decisionsDrained = 0;
+  /** Competing mode: CUBIC's window (packets) before the last congestion event, and when that was. */
+  private cubicWmaxPackets = 0;
+  private cubicEpochMs = 0;
+  private cubicKSeconds = 0;
+  private cubicWindowPackets = 0;
+  /** Loss seen with a full queue since the last decision (competing mode backs off on it once per RTT). */
+  private congestionLossSeen = false;
+  /** Packets lost since the last decision, and the long-run random loss rate (fraction) outside overflows. */
+  private lostSinceUpdate = 0;
+  private randomLossFraction = 0;
+  /** The last decision's inputs, for stats and traces. */
+  private lastQueueMs = 0;
+  private lastDeliveredBps = 0;
 
   constructor(
     private readonly policy: RatePolicy,
@@ -52,14 +97,20 @@ export class RateController {
   ) {
     this.bounds = { minBps: Math.max(bounds.minBps, Math.min(rateFloorBps, bounds.maxBps)), maxBps: bounds.maxBps };
     this.rateBps = policy === 'fixed' ? this.bounds.maxBps : clamp(initialBps, this.bounds.minBps, this.bounds.maxBps);
+    this.modeNow = policy === 'fixed' ? 'delay' : 'startup';
   }
 
   get baseRttMs(): number {
     return this.minRttMs;
   }
 
-  get inStartup(): boolean {
-    return this.startup;
+  get mode(): RateMode {
+    return this.modeNow;
+  }
+
+  /** Standing queueing delay (ms) and delivery rate (bytes/s) at the last decision. */
+  get lastDecision(): { queueMs: number; deliveredBps: number } {
+    return { queueMs: this.lastQueueMs, deliveredBps: this.lastDeliveredBps };
   }
 
   private targetDelayMs(): number {
@@ -72,27 +123,98 @@ export class RateController {
     return Math.max(t.floorMs, t.rttShare * (Number.isFinite(this.minRttMs) ? this.minRttMs : 0), serializationMs);
   }
 
+  /** A packet was declared lost: congestion when the queue stood above the target as it happened. */
+  onLoss(): void {
+    this.lostSinceUpdate += 1;
+    // Both the standing queue of the last decision and the recent RTT: a stall inflates only the latter.
+    const target = this.targetDelayMs();
+    if (this.lastQueueMs > target && this.recentRttMs - this.minRttMs > target) this.congestionLossSeen = true;
+  }
+
+  private startCubicEpoch(nowMs: number, windowPackets: number, wmaxPackets: number): void {
+    this.cubicWindowPackets = windowPackets;
+    this.cubicWmaxPackets = wmaxPackets;
+    this.cubicEpochMs = nowMs;
+    this.cubicKSeconds = Math.cbrt((wmaxPackets - windowPackets) / cubicC);
+  }
+
+  /** Competing mode, one decision: CUBIC's window for now, or its multiplicative decrease on congestion loss. */
+  private competingRate(nowMs: number): number {
+    if (this.congestionLossSeen) {
+      // Fast convergence (RFC 9438 §4.7): a flow whose window shrank since its last loss releases some.
+      const wmax = this.cubicWindowPackets < this.cubicWmaxPackets ? (this.cubicWindowPackets * (1 + cubicBeta)) / 2 : this.cubicWindowPackets;
+      this.startCubicEpoch(nowMs, this.cubicWindowPackets * cubicBeta, wmax);
+    } else {
+      const t = (nowMs - this.cubicEpochMs + this.standingRttMs()) / 1000;
+      const cubic = cubicC * (t - this.cubicKSeconds) ** 3 + this.cubicWmaxPackets;
+      // RFC 9438 §4.3: never slower than Reno would be in the same time.
+      const reno = this.cubicWmaxPackets * cubicBeta + ((3 * (1 - cubicBeta)) / (1 + cubicBeta)) * ((nowMs - this.cubicEpochMs) / this.standingRttMs());
+      this.cubicWindowPackets = Math.min(Math.max(cubic, reno), this.cubicWindowPackets * 1.5);
+    }
+    // Paced a little above window ÷ RTT (as Linux paces TCP), so the window, not the pacer, limits.
+    return (1.2 * this.cubicWindowPackets * cubicPacketBytes * 1000) / this.standingRttMs();
+  }
+
+  /** The base RTT plus the standing queue of the last decision (ms). */
+  private standingRttMs(): number {
+    return this.minRttMs + Math.max(0, this.lastQueueMs);
+  }
+
+  /**
+   * Competing mode is window-limited, as the TCP flow next to it: the window in flight, whatever the
+   * rate, so a growing queue slows it at once (self-clocking). Otherwise undefined: the caller's cap.
+   */
+  get inflightLimitBytes(): number | undefined {
+    return this.modeNow === 'competing' ? this.cubicWindowPackets * cubicPacketBytes : undefined;
+  }
+
+  private ackedPacketsEstimate(deliveredBps: number, elapsedMs: number): number {
+    return (deliveredBps * elapsedMs) / 1000 / cubicPacketBytes;
+  }
+
   /** One RTT sample (ms) from an ACK, and the bytes it newly acknowledged. */
   onAck(nowMs: number, rttSampleMs: number, ackedBytes: number): void {
     this.minRttMs = Math.min(this.minRttMs, rttSampleMs);
+    this.intervalMinRttMs = Math.min(this.intervalMinRttMs, rttSampleMs);
     this.recentRttMs = this.recentRttMs === 0 ? rttSampleMs : this.recentRttMs * 0.75 + rttSampleMs * 0.25;
     this.ackedSinceUpdate += ackedBytes;
     if (this.policy === 'fixed') return;
-    // Decide once per (recent) RTT, with at least 10 ms between decisions.
-    const interval = Math.max(10, this.recentRttMs);
+    // Decide about once per RTT.
+    const interval = Math.max(decisionFloorMs, this.recentRttMs);
     if (nowMs - this.lastUpdateMs < interval) return;
     const elapsedMs = Number.isFinite(this.lastUpdateMs) ? nowMs - this.lastUpdateMs : interval;
     const deliveredBps = (this.ackedSinceUpdate * 1000) / elapsedMs;
     this.lastUpdateMs = nowMs;
     this.ackedSinceUpdate = 0;
+    // Startup judges this interval alone (a doubling rate cannot wait); later decisions the last two.
+    const standingRttMs = this.modeNow === 'startup' ? this.intervalMinRttMs : Math.min(this.intervalMinRttMs, this.previousIntervalMinRttMs);
+    this.previousIntervalMinRttMs = this.intervalMinRttMs;
+    this.intervalMinRttMs = Infinity;
+
+    // A buffer that overflows drops a burst: more of this interval's packets than the path's random loss
+    // explains. Keeping a short queue, that takes 4 standard deviations above the long-run rate; next to
+    // a loss-based flow, which backs off at its every loss, 2 (and at least one loss).
+    const n = this.lostSinceUpdate + this.ackedPacketsEstimate(deliveredBps, elapsedMs);
+    const p = this.randomLossFraction;
+    const expected = p * n;
+    const spread = Math.sqrt(Math.max(p, 0.0005) * n);
+    const overflow =
+      this.modeNow === 'competing' ? this.lostSinceUpdate >= 1 + expected + 2 * spread : this.lostSinceUpdate >= 3 && this.lostSinceUpdate > expected + 4 * spread + 0.005 * n;
+    if (this.modeNow !== 'startup' && overflow) this.congestionLossSeen = true;
+    // Startup learns the path's loss fast; an interval read as an overflow barely moves the estimate.
+    const lossGain = this.modeNow === 'startup' ? 1 / 4 : overflow ? 1 / 64 : 1 / 16;
+    this.randomLossFraction += (this.lostSinceUpdate / Math.max(1, n) - p) * lossGain;
+    this.lostSinceUpdate = 0;
 
     this.delivered.push(deliveredBps);
     if (this.delivered.length > deliveryWindow) this.delivered.shift();
     const maxDeliveredBps = Math.max(...this.delivered);
-
-    const queueMs = this.recentRttMs - this.minRttMs;
+    const queueMs = standingRttMs - this.minRttMs;
+    this.lastQueueMs = queueMs;
+    this.lastDeliveredBps = deliveredBps;
     const target = this.targetDelayMs();
-    if (this.startup) {
+
+    if (this.modeNow === 'startup') {
       // The pipe is full when delivery stops growing, queue or no queue (BBR's full-pipe test).
       if (deliveredBps >= this.fullPipeBps * 1.25) {
         this.fullPipeBps = deliveredBps;
@@ -104,18 +226,38 @@ export class RateController {
         this.rateBps = Math.min(this.rateBps * 2, this.bounds.maxBps);
         return;
       }
-      this.startup = false;
+      this.modeNow = 'delay';
       // Leave startup at what the path delivered, not at the overshoot that built the queue.
       this.rateBps = this.roundsWithoutGrowth >= 3 ? maxDeliveredBps : Math.max(deliveredBps, this.rateBps * 0.5);
     }
-    if (queueMs <= target) {
-      // Grow in proportion to the headroom left: fast when the queue is empty, gently near the target.
-      const headroom = 1 - queueMs / target;
-      this.rateBps += Math.max(this.rateBps * 0.08 * headroom, 2_000);
-    } else {
-      const excess = Math.min(1, (queueMs - target) / target);
-      this.rateBps *= 1 - 0.25 * excess;
+
+    this.decisionsAboveTarget = queueMs > target ? this.decisionsAboveTarget + 1 : 0;
+    this.decisionsDrained = queueMs < target / 2 ? this.decisionsDrained + 1 : 0;
+    if (this.modeNow === 'competing' && this.decisionsDrained >= drainedDecisions) {
+      // The queue drained: the competitor left. Back to keeping the queue short.
+      this.modeNow = 'delay';
+    } else if (this.modeNow === 'competing') {
+      this.rateBps = this.competingRate(nowMs);
+    } else if (this.policy !== 'low' && this.decisionsAboveTarget >= competitorDecisions && this.rateBps <= maxDeliveredBps * yieldedShare) {
+      this.modeNow = 'competing';
+      // Start from the share it yielded to, growing back towards what it delivered before (CUBIC's plateau).
+      const packetsAt = (bps: number) => (bps * this.standingRttMs()) / 1000 / cubicPacketBytes;
+      this.startCubicEpoch(nowMs, packetsAt(this.rateBps), packetsAt(maxDeliveredBps));
     }
+    if (this.modeNow === 'delay' && this.congestionLossSeen) {
+      // The queue overflowed: back off as a loss-based flow would (random loss alone never lands here).
+      this.rateBps *= cubicBeta;
+    } else if (this.modeNow === 'delay') {
+      if (queueMs <= target) {
+        // Grow in proportion to the headroom left: fast when the queue is empty, gently near the target.
+        const headroom = 1 - queueMs / target;
+        this.rateBps += Math.max(this.rateBps * 0.08 * headroom, 2_000);
+      } else {
+        const excess = Math.min(1, (queueMs - target) / target);
+        this.rateBps *= 1 - 0.25 * excess;
+      }
+    }
+    this.congestionLossSeen = false;
     // Never far above what the path delivers: drops at a policer or a shallow buffer show no queueing
     // delay, only a delivery rate below the sending rate. 1.5× leaves random loss up to 33 % alone.
     if (maxDeliveredBps > 0) this.rateBps = Math.min(this.rateBps, maxDeliveredBps * deliveryHeadroom);
@@ -127,9 +269,11 @@ export class RateController {
     if (this.policy === 'fixed') return;
     this.rateBps = clamp(this.rateBps / 2, this.bounds.minBps, this.bounds.maxBps);
     // Probe back up exponentially when the path returns (a blackout is not congestion).
-    this.startup = true;
+    this.modeNow = 'startup';
     this.fullPipeBps = 0;
     this.roundsWithoutGrowth = 0;
+    this.decisionsAboveTarget = 0;
+    this.decisionsDrained = 0;
     this.delivered.length = 0;
   }
 }

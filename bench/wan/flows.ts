@@ -56,7 +56,10 @@ class ChildFlow {
     let notReady: (e: Error) => void = () => undefined;
     this.ready = new Promise((resolve, reject) => ((ready = resolve), (notReady = reject)));
     this.ready.catch(() => undefined);
-    this.child.stderr!.on('data', (b: Buffer) => (this.stderr = (this.stderr + b.toString()).slice(-4000)));
+    this.child.stderr!.on('data', (b: Buffer) => {
+      if (process.env.SLIPSTREAM_TRACE) process.stderr.write(b);
+      this.stderr = (this.stderr + b.toString()).slice(-4000);
+    });
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       let message: ChildMessage;
       try {

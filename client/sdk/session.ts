@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import type { TransferSpec } from '../../contracts';
 import { addressKey, ConnectionDriver, monotonicMs } from '../../core/udp-driver';
 import { localPathFor } from './files';
-import { CloseCode, Connection, type ConnectionEvent } from '../../protocol/connection';
+import { CloseCode, Connection, type ConnectionEvent, type ConnectionStats } from '../../protocol/connection';
 import { RangeSet } from '../../protocol/ranges';
 import {
   compositeChecksum,
@@ -96,6 +96,15 @@ async function openSession(
   return { socket, driver, closed, send };
 }
 
+/** SLIPSTREAM_TRACE=1: the rate controller's state on stderr every 200 ms (bench:wan --trace, debugging). */
+const traceIntervalMs = 200;
+function traceLine(s: ConnectionStats): void {
+  process.stderr.write(
+    `trace ${(performance.now() / 1000).toFixed(1)} s ${s.rateMode} rate ${s.rateKbps} kbit/s queue ${s.queueDelayMs.toFixed(1)} ms ` +
+      `srtt ${s.srttMs.toFixed(1)} ms in flight ${s.bytesInFlight} B acked ${s.dataBytesAcked} B lost ${s.packetsLost}\n`,
+  );
+}
+
 /**
  * What both directions do around the transfer itself: pause/resume handles, cancel on abort, progress
  * every 250 ms, and, once every file is done (or the session ends), a clean close. Resolves with how
@@ -123,6 +132,7 @@ async function supervise(
   };
   callbacks.signal.addEventListener('abort', onAbort, { once: true });
   const progress = setInterval(() => callbacks.onProgress(control.progress()), progressIntervalMs);
+  const trace = process.env.SLIPSTREAM_TRACE ? setInterval(() => traceLine(conn.stats()), traceIntervalMs) : undefined;
   await Promise.race([control.finished, session.closed]);
   if (!conn.isClosed) {
     conn.close(CloseCode.done, 'transfer complete');
@@ -130,6 +140,7 @@ async function supervise(
   }
   const closed = await session.closed;
   clearInterval(progress);
+  clearInterval(trace);
   callbacks.signal.removeEventListener('abort', onAbort);
   session.socket.close();
   return closed;
