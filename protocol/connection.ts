@@ -1014,7 +1014,7 @@ export class Connection implements FrameVisitor {
   /** In flight at most ~2 RTTs of the rate (with a floor), so a dead path does not swallow the buffer. */
   private inflightCapped(): boolean {
     const rtt = Math.max(this.srttMs || initialRttMs, 10);
-    const cap = Math.max(this.rate.inflightLimitBytes ?? (2 * this.rate.rateBps * rtt) / 1000, 64 * this.config.maxDatagramBytes);
+    const cap = Math.max((2 * this.rate.rateBps * rtt) / 1000, 64 * this.config.maxDatagramBytes);
     return this.bytesInFlight >= cap;
   }
 
