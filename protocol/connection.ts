@@ -373,7 +373,7 @@ export class Connection implements FrameVisitor {
     this.stats_.minRttMs = Number.isFinite(this.minRttMs) ? this.minRttMs : 0;
     this.stats_.rateKbps = Math.round((this.rate.rateBps * 8) / 1000);
     this.stats_.rateMode = this.rate.mode;
-    this.stats_.queueDelayMs = this.rate.lastDecision.queueMs;
+    this.stats_.queueDelayMs = this.rate.queueDelayMs;
     this.stats_.bytesInFlight = this.bytesInFlight;
     return { ...this.stats_ };
   }
@@ -819,7 +819,7 @@ export class Connection implements FrameVisitor {
 
   private onPacketLost(packet: SentPacket): void {
     this.stats_.packetsLost += 1;
-    this.rate.onLoss();
+    this.rate.onLoss(packet.timeSentMs);
     if (packet.state === 'inflight' && packet.ackEliciting) this.bytesInFlight -= packet.sizeBytes;
     packet.state = 'lost';
     const d = packet.data;

@@ -1,6 +1,7 @@
 /**
- * Rate control: a rate (not a window) that reacts to queueing delay, not to random loss, so throughput
- * holds on lossy long links; a token-bucket pacer releases it in bursts about every millisecond.
+ * Rate control: a rate (not a window) that reacts to queueing delay and to buffer overflow, not to random
+ * loss, so throughput holds on lossy long links, and holds a share next to a loss-based flow; a
+ * token-bucket pacer releases it in bursts about every millisecond. protocol/README.md describes it.
  */
 export type RatePolicy = 'fixed' | 'high' | 'fair' | 'low';
 
@@ -36,21 +37,30 @@ const deliveryHeadroom = 1.5;
  */
 const decisionFloorMs = 20;
 /**
- * A queue above the target for this many decisions in a row, while we already sent at most
- * `yieldedShare` of what we delivered, is not ours: a buffer-filling (loss-based) flow shares the
- * bottleneck, and backing off further would hand it the whole link.
+ * A queue above the target for this many decisions in a row that stayed above (a share
+ * `queueHeldShare` of its peak) while we sent at most `yieldedShare` of what we delivered is not ours: our own queue
+ * drains once we send below the capacity; this one a buffer-filling (loss-based) flow refills, and
+ * backing off further would hand it the whole link.
  */
 const competitorDecisions = 4;
 const yieldedShare = 0.75;
+const queueHeldShare = 0.75;
 /**
- * Next to such a flow the rate holds half the bottleneck's capacity: its best delivery rate (a mean of
- * `capacityDecisions` decisions, so a burst of compressed ACKs does not count). A steady rate next to
- * TCP CUBIC leaves it the rest and keeps it stable (measured: 100 Mbit/s fixed next to CUBIC on a
- * 200 Mbit/s link, 91 / 99 Mbit/s); imitating CUBIC's window law instead left CUBIC ~10–15 %, as
- * CUBIC grows slowly from a small window and never won back what our startup took.
+ * Next to such a flow the rate stays at or above half the bottleneck's capacity: the best delivery rate
+ * (a mean of `capacityDecisions` decisions, so a burst of compressed ACKs does not count). A steady
+ * rate next to TCP CUBIC leaves it the rest and lets it grow undisturbed (bench:wan, fixed 100 Mbit/s
+ * next to CUBIC on 200 Mbit/s: 92 / 98 Mbit/s); imitating CUBIC's window law instead left CUBIC
+ * 10–15 %: a CUBIC flow that lost early grows slowly from its small window, and each overflow we
+ * cause sets it back.
  */
 const competingShare = 0.5;
 const capacityDecisions = 4;
+/** Growth per decision with the queue empty: below the capacity measured so far, and near or above it. */
+const delayGrowth = 0.08;
+const probeGrowth = 0.02;
+const aboveCapacityShare = 0.9;
+/** A queue above the target is drained by sending at most this share below the delivery rate. */
+const maxDrainShare = 0.5;
 /** Overflow loss makes the delay mode back off by this factor, as a loss-based flow would. */
 const overflowBackoff = 0.7;
 /** Competing mode: growth under the target, as a share of the capacity per second; and the share at which it ends. */
@@ -70,6 +80,14 @@ export class RateController {
    * sample; a stall (GC, a burst of ACKs) only in some, so the minimum ignores it.
    */
   private intervalMinRttMs = Infinity;
+  /**
+   * After a cut, decisions wait for samples of packets sent from here on: earlier ones still show the
+   * queue the old rate built (and a cut sized to drain it takes about a base RTT to do so); judging by
+   * them would cut again and again, long after the queue drained.
+   */
+  private judgeSentFromMs = -Infinity;
+  /** The rate a drain came down from, to return to when the queue is back under the target. */
+  private restoreBps = 0;
   private modeNow: RateMode;
   private lastUpdateMs = -Infinity;
   private ackedSinceUpdate = 0;
@@ -78,6 +96,8 @@ export class RateController {
   private fullPipeBps = 0;
   private roundsWithoutGrowth = 0;
   private decisionsAboveTarget = 0;
+  /** The standing queue (ms) of the last `competitorDecisions` decisions, oldest first. */
+  private readonly recentQueuesMs: number[] = [];
   /** The best mean delivery rate over `capacityDecisions` decisions (bytes/s): the bottleneck's capacity as far as we know. */
   private capacityBps = 0;
   /** A buffer overflowed since the last decision: the delay mode backs off on it once per RTT. */
@@ -85,9 +105,8 @@ export class RateController {
   /** Packets lost since the last decision, and the long-run random loss rate (fraction) outside overflows. */
   private lostSinceUpdate = 0;
   private randomLossFraction = 0;
-  /** The last decision's inputs, for stats and traces. */
+  /** The last decision's standing queue (ms), for the overflow test, stats and traces. */
   private lastQueueMs = 0;
-  private lastDeliveredBps = 0;
 
   constructor(
     private readonly policy: RatePolicy,
@@ -107,9 +126,9 @@ export class RateController {
     return this.modeNow;
   }
 
-  /** Standing queueing delay (ms) and delivery rate (bytes/s) at the last decision. */
-  get lastDecision(): { queueMs: number; deliveredBps: number } {
-    return { queueMs: this.lastQueueMs, deliveredBps: this.lastDeliveredBps };
+  /** Standing queueing delay (ms) at the last decision. */
+  get queueDelayMs(): number {
+    return this.lastQueueMs;
   }
 
   private targetDelayMs(): number {
@@ -122,12 +141,36 @@ export class RateController {
     return Math.max(t.floorMs, t.rttShare * (Number.isFinite(this.minRttMs) ? this.minRttMs : 0), serializationMs);
   }
 
-  /** A packet was declared lost: congestion when the queue stood above the target as it happened. */
-  onLoss(): void {
+  /**
+   * A packet sent at `sentAtMs` was declared lost: congestion when the queue stood above the target as it
+   * happened. Losses of packets sent before the last cut are that cut's business, already answered.
+   */
+  onLoss(sentAtMs: number): void {
+    if (sentAtMs < this.judgeSentFromMs) return;
     this.lostSinceUpdate += 1;
+    if (this.modeNow === 'startup') return;
     // Both the standing queue of the last decision and the recent RTT: a stall inflates only the latter.
     const target = this.targetDelayMs();
     if (this.lastQueueMs > target && this.recentRttMs - this.minRttMs > target) this.congestionLossSeen = true;
+  }
+
+  /** What the bottleneck takes from us, in sent bytes/s: the delivery rate plus the random loss on the way. */
+  private sendingCapacityBps(deliveredBps: number): number {
+    return deliveredBps / (1 - Math.min(this.randomLossFraction, 0.5));
+  }
+
+  /**
+   * Above the target: a rate below what the bottleneck delivers by enough to drain the queue down to
+   * half the target within about a base RTT (at most by half). From the delivery rate, not from our
+   * rate: a queue means we sent above the bottleneck, and a cut that leaves us above it only slows the
+   * queue's growth.
+   */
+  private drainingRate(queueMs: number, target: number, maxDeliveredBps: number): number {
+    const drainShare = Math.min(maxDrainShare, (queueMs - target / 2) / Math.max(this.minRttMs, decisionFloorMs));
+    const capacityBps = Math.min(this.rateBps, this.sendingCapacityBps(maxDeliveredBps));
+    // Once drained, back to the bottleneck's rate at once rather than growing back from the trough.
+    this.restoreBps = capacityBps;
+    return capacityBps * (1 - drainShare);
   }
 
   private ackedPacketsEstimate(deliveredBps: number, elapsedMs: number): number {
@@ -137,10 +180,10 @@ export class RateController {
   /** One RTT sample (ms) from an ACK, and the bytes it newly acknowledged. */
   onAck(nowMs: number, rttSampleMs: number, ackedBytes: number): void {
     this.minRttMs = Math.min(this.minRttMs, rttSampleMs);
-    this.intervalMinRttMs = Math.min(this.intervalMinRttMs, rttSampleMs);
     this.recentRttMs = this.recentRttMs === 0 ? rttSampleMs : this.recentRttMs * 0.75 + rttSampleMs * 0.25;
     this.ackedSinceUpdate += ackedBytes;
-    if (this.policy === 'fixed') return;
+    if (this.policy === 'fixed' || nowMs - rttSampleMs < this.judgeSentFromMs) return;
+    this.intervalMinRttMs = Math.min(this.intervalMinRttMs, rttSampleMs);
     // Decide about once per RTT.
     const interval = Math.max(decisionFloorMs, this.recentRttMs);
     if (nowMs - this.lastUpdateMs < interval) return;
@@ -150,6 +193,12 @@ export class RateController {
     this.ackedSinceUpdate = 0;
     const standingRttMs = this.intervalMinRttMs;
     this.intervalMinRttMs = Infinity;
+    const rateBeforeBps = this.rateBps;
+    const queueMs = standingRttMs - this.minRttMs;
+    this.lastQueueMs = queueMs;
+    this.recentQueuesMs.push(queueMs);
+    if (this.recentQueuesMs.length > competitorDecisions) this.recentQueuesMs.shift();
+    const target = this.targetDelayMs();
 
     // A buffer that overflows drops a burst: more of this interval's packets than the path's random loss
     // explains (4 standard deviations above its long-run rate, and 0.5 % of the packets).
@@ -157,8 +206,9 @@ export class RateController {
     const p = this.randomLossFraction;
     const overflow = this.lostSinceUpdate >= 3 && this.lostSinceUpdate > p * n + 4 * Math.sqrt(Math.max(p, 0.0005) * n) + 0.005 * n;
     if (this.modeNow !== 'startup' && overflow) this.congestionLossSeen = true;
-    // Startup learns the path's loss fast; an interval read as an overflow barely moves the estimate.
-    const lossGain = this.modeNow === 'startup' ? 1 / 4 : overflow ? 1 / 64 : 1 / 16;
+    // Startup learns the path's loss fast, until its overshoot builds a queue (whose overflow is not
+    // random); later an interval read as an overflow barely moves the estimate.
+    const lossGain = this.modeNow === 'startup' ? (queueMs < target / 2 ? 1 / 4 : 0) : overflow ? 1 / 64 : 1 / 16;
     this.randomLossFraction += (this.lostSinceUpdate / Math.max(1, n) - p) * lossGain;
     this.lostSinceUpdate = 0;
 
@@ -170,10 +220,6 @@ export class RateController {
       for (let i = this.delivered.length - capacityDecisions; i < this.delivered.length; i += 1) sum += this.delivered[i]!;
       this.capacityBps = Math.max(this.capacityBps, sum / capacityDecisions);
     }
-    const queueMs = standingRttMs - this.minRttMs;
-    this.lastQueueMs = queueMs;
-    this.lastDeliveredBps = deliveredBps;
-    const target = this.targetDelayMs();
 
     if (this.modeNow === 'startup') {
       // The pipe is full when delivery stops growing, queue or no queue (BBR's full-pipe test).
@@ -194,7 +240,8 @@ export class RateController {
 
     this.decisionsAboveTarget = queueMs > target ? this.decisionsAboveTarget + 1 : 0;
     const capacityBps = this.capacityBps || maxDeliveredBps;
-    if (this.modeNow === 'delay' && this.policy !== 'low' && this.decisionsAboveTarget >= competitorDecisions && this.rateBps <= maxDeliveredBps * yieldedShare) {
+    const queueHeld = this.recentQueuesMs.length === competitorDecisions && queueMs >= Math.max(...this.recentQueuesMs) * queueHeldShare;
+    if (this.modeNow === 'delay' && this.policy !== 'low' && this.decisionsAboveTarget >= competitorDecisions && queueHeld && this.rateBps <= maxDeliveredBps * yieldedShare) {
       this.modeNow = 'competing';
       this.rateBps = Math.max(this.rateBps, capacityBps * competingShare);
     } else if (this.modeNow === 'competing') {
@@ -204,7 +251,7 @@ export class RateController {
       if (this.congestionLossSeen) {
         this.rateBps = Math.max(floorBps, this.rateBps * overflowBackoff);
       } else if (queueMs > target) {
-        this.rateBps = Math.max(floorBps, this.rateBps * (1 - 0.25 * Math.min(1, (queueMs - target) / target)));
+        this.rateBps = Math.max(floorBps, this.drainingRate(queueMs, target, maxDeliveredBps));
       } else {
         this.rateBps += capacityBps * competingCreepPerS * (elapsedMs / 1000) * (1 - queueMs / target);
         // Back near the whole capacity with a short queue: the competitor has left.
@@ -213,19 +260,24 @@ export class RateController {
     } else if (this.congestionLossSeen) {
       // The queue overflowed: back off as a loss-based flow would (random loss alone never lands here).
       this.rateBps *= overflowBackoff;
+      this.restoreBps = 0;
     } else if (queueMs <= target) {
-      // Grow in proportion to the headroom left: fast when the queue is empty, gently near the target.
+      // Grow in proportion to the headroom left: fast when the queue is empty, gently near the target,
+      // and slowly past the capacity measured so far (the queue it builds shows only an RTT later).
       const headroom = 1 - queueMs / target;
-      this.rateBps += Math.max(this.rateBps * 0.08 * headroom, 2_000);
+      const capacityBps = this.sendingCapacityBps(this.capacityBps);
+      const growth = this.capacityBps > 0 && this.rateBps >= aboveCapacityShare * capacityBps ? probeGrowth : delayGrowth;
+      this.rateBps = Math.max(this.restoreBps, this.rateBps + Math.max(this.rateBps * growth * headroom, 2_000));
+      this.restoreBps = 0;
     } else {
-      const excess = Math.min(1, (queueMs - target) / target);
-      this.rateBps *= 1 - 0.25 * excess;
+      this.rateBps = this.drainingRate(queueMs, target, maxDeliveredBps);
     }
     this.congestionLossSeen = false;
     // Never far above what the path delivers: drops at a policer or a shallow buffer show no queueing
     // delay, only a delivery rate below the sending rate. 1.5× leaves random loss up to 33 % alone.
     if (maxDeliveredBps > 0) this.rateBps = Math.min(this.rateBps, maxDeliveredBps * deliveryHeadroom);
     this.rateBps = clamp(this.rateBps, this.bounds.minBps, this.bounds.maxBps);
+    if (this.rateBps < rateBeforeBps) this.judgeSentFromMs = nowMs + this.minRttMs;
   }
 
   /** Nothing acknowledged for a probe timeout: the path may be gone; start over gently when it returns. */
@@ -237,6 +289,7 @@ export class RateController {
     this.fullPipeBps = 0;
     this.roundsWithoutGrowth = 0;
     this.decisionsAboveTarget = 0;
+    this.recentQueuesMs.length = 0;
     this.delivered.length = 0;
   }
 }

@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { RateController, type RateMode, type RatePolicy } from '../../protocol/rate';
+
+/**
+ * The rate controller alone over a fluid model of one bottleneck (1 ms steps, virtual time): a drop-tail
+ * queue fed by our rate and, optionally, by a competitor that keeps the queue standing, random loss after
+ * the queue. ACKs come back one base RTT plus the queue later.
+ */
+interface Path {
+  capacityBps: number;
+  baseRttMs: number;
+  bufferMs: number;
+  randomLoss: number;
+  /** A loss-based competitor between these times holds the queue at this depth (ms) and takes its share. */
+  competitor?: { fromMs: number; toMs: number; queueMs: number };
+}
+
+const packetBytes = 1400;
+
+function run(policy: RatePolicy, path: Path, durationMs: number) {
+  const rate = new RateController(policy, { minBps: 0, maxBps: 2 * path.capacityBps }, 1_250_000);
+  let queueBytes = 0;
+  let lossCarry = 0;
+  let packetCarry = 0;
+  const acks: { atMs: number; rttMs: number; bytes: number; lost: number }[] = [];
+  const modes = new Set<RateMode>();
+  const rates: { atMs: number; rateBps: number; mode: RateMode }[] = [];
+  const linkBytesPerMs = path.capacityBps / 1000;
+  for (let now = 0; now < durationMs; now += 1) {
+    const c = path.competitor;
+    const sentBytes = rate.rateBps / 1000;
+    let deliveredBytes: number;
+    let overflowPackets = 0;
+    if (c !== undefined && now >= c.fromMs && now < c.toMs) {
+      // The competitor keeps its standing queue whatever we send; we get through what we send, up to the link.
+      queueBytes = c.queueMs * linkBytesPerMs;
+      deliveredBytes = Math.min(sentBytes, linkBytesPerMs);
+    } else {
+      queueBytes += sentBytes;
+      const bufferBytes = path.bufferMs * linkBytesPerMs;
+      if (queueBytes > bufferBytes) {
+        overflowPackets = (queueBytes - bufferBytes) / packetBytes;
+        queueBytes = bufferBytes;
+      }
+      deliveredBytes = Math.min(queueBytes, linkBytesPerMs);
+      queueBytes -= deliveredBytes;
+    }
+    const queueMs = queueBytes / linkBytesPerMs;
+    packetCarry += deliveredBytes / packetBytes;
+    const packets = Math.floor(packetCarry);
+    packetCarry -= packets;
+    lossCarry += packets * path.randomLoss + overflowPackets;
+    const lost = Math.floor(lossCarry);
+    lossCarry -= lost;
+    const rttMs = path.baseRttMs + queueMs;
+    acks.push({ atMs: now + rttMs, rttMs, bytes: (packets - Math.min(lost, packets)) * packetBytes, lost });
+    while (acks.length > 0 && acks[0]!.atMs <= now) {
+      const a = acks.shift()!;
+      for (let i = 0; i < a.lost; i += 1) rate.onLoss(now - a.rttMs);
+      rate.onAck(now, a.rttMs, a.bytes);
+    }
+    modes.add(rate.mode);
+    if (now % 100 === 0) rates.push({ atMs: now, rateBps: rate.rateBps, mode: rate.mode });
+  }
+  const meanBps = (fromMs: number, toMs: number) => {
+    const window = rates.filter((r) => r.atMs >= fromMs && r.atMs < toMs);
+    return window.reduce((sum, r) => sum + r.rateBps, 0) / window.length;
+  };
+  return { rate, modes, rates, meanBps };
+}
+
+const link = (overrides: Partial<Path> = {}): Path => ({ capacityBps: 12_500_000, baseRttMs: 100, bufferMs: 100, randomLoss: 0, ...overrides });
+
+describe('rate control', () => {
+  it('keeps a lone flow near the capacity through 5 % random loss, never taking it for a competitor', () => {
+    const r = run('fair', link({ randomLoss: 0.05 }), 15_000);
+    expect(r.modes.has('competing')).toBe(false);
+    expect(r.meanBps(5_000, 15_000)).toBeGreaterThan(0.85 * 12_500_000);
+  });
+
+  it('backs off when the buffer overflows, so the queue does not sit at the buffer', () => {
+    const r = run('fair', link({ bufferMs: 30, baseRttMs: 50 }), 10_000);
+    const late = r.rates.filter((x) => x.atMs >= 3_000);
+    expect(Math.max(...late.map((x) => x.rateBps))).toBeLessThan(2 * 12_500_000);
+    expect(r.meanBps(3_000, 10_000)).toBeGreaterThan(0.7 * 12_500_000);
+  });
+
+  it('fair holds at least half the capacity next to a flow that keeps the queue full, and takes the link back when it leaves', () => {
+    const r = run('fair', link({ baseRttMs: 50, bufferMs: 50, competitor: { fromMs: 4_000, toMs: 14_000, queueMs: 45 } }), 24_000);
+    const during = r.rates.filter((x) => x.atMs >= 6_000 && x.atMs < 14_000);
+    expect(during.every((x) => x.mode === 'competing')).toBe(true);
+    expect(Math.min(...during.map((x) => x.rateBps))).toBeGreaterThanOrEqual(0.45 * 12_500_000);
+    expect(r.rate.mode).toBe('delay');
+    expect(r.meanBps(22_000, 24_000)).toBeGreaterThan(0.85 * 12_500_000);
+  });
+
+  it('low yields to the same flow instead of competing', () => {
+    const r = run('low', link({ baseRttMs: 50, bufferMs: 50, competitor: { fromMs: 4_000, toMs: 14_000, queueMs: 45 } }), 14_000);
+    expect(r.modes.has('competing')).toBe(false);
+    expect(r.meanBps(10_000, 14_000)).toBeLessThan(0.05 * 12_500_000);
+  });
+
+  it('fixed sends at its target whatever the queue and the loss', () => {
+    const r = run('fixed', link({ randomLoss: 0.1, bufferMs: 20 }), 3_000);
+    expect(r.rates.every((x) => x.rateBps === 2 * 12_500_000)).toBe(true);
+  });
+});
