@@ -55,8 +55,9 @@ const queueHeldShare = 0.75;
  */
 const competingShare = 0.5;
 const capacityDecisions = 4;
-/** Growth per decision with the queue empty: below the capacity measured so far, and near or above it. */
+/** Growth per decision with the queue empty: below the capacity measured so far (`low`: slower), and near or above it. */
 const delayGrowth = 0.08;
+const lowGrowth = 0.04;
 const probeGrowth = 0.02;
 const aboveCapacityShare = 0.9;
 /** A queue above the target is drained by sending at most this share below the delivery rate. */
@@ -115,7 +116,9 @@ export class RateController {
   ) {
     this.bounds = { minBps: Math.max(bounds.minBps, Math.min(rateFloorBps, bounds.maxBps)), maxBps: bounds.maxBps };
     this.rateBps = policy === 'fixed' ? this.bounds.maxBps : clamp(initialBps, this.bounds.minBps, this.bounds.maxBps);
-    this.modeNow = policy === 'fixed' ? 'delay' : 'startup';
+    // `low` has no startup: doubling next to a TCP flow in its own slow start cuts that short, and the
+    // TCP flow then grows back for seconds while `low` holds what it took.
+    this.modeNow = policy === 'fixed' || policy === 'low' ? 'delay' : 'startup';
   }
 
   get baseRttMs(): number {
@@ -168,8 +171,9 @@ export class RateController {
   private drainingRate(queueMs: number, target: number, maxDeliveredBps: number): number {
     const drainShare = Math.min(maxDrainShare, (queueMs - target / 2) / Math.max(this.minRttMs, decisionFloorMs));
     const capacityBps = Math.min(this.rateBps, this.sendingCapacityBps(maxDeliveredBps));
-    // Once drained, back to the bottleneck's rate at once rather than growing back from the trough.
-    this.restoreBps = capacityBps;
+    // Once drained, back to the bottleneck's rate at once rather than growing back from the trough; `low`
+    // grows back: the queue may be another flow's, which it yields to.
+    this.restoreBps = this.policy === 'low' ? 0 : capacityBps;
     return capacityBps * (1 - drainShare);
   }
 
@@ -266,7 +270,8 @@ export class RateController {
       // and slowly past the capacity measured so far (the queue it builds shows only an RTT later).
       const headroom = 1 - queueMs / target;
       const capacityBps = this.sendingCapacityBps(this.capacityBps);
-      const growth = this.capacityBps > 0 && this.rateBps >= aboveCapacityShare * capacityBps ? probeGrowth : delayGrowth;
+      const pastCapacity = this.capacityBps > 0 && this.rateBps >= aboveCapacityShare * capacityBps;
+      const growth = pastCapacity ? probeGrowth : this.policy === 'low' ? lowGrowth : delayGrowth;
       this.rateBps = Math.max(this.restoreBps, this.rateBps + Math.max(this.rateBps * growth * headroom, 2_000));
       this.restoreBps = 0;
     } else {
@@ -285,7 +290,7 @@ export class RateController {
     if (this.policy === 'fixed') return;
     this.rateBps = clamp(this.rateBps / 2, this.bounds.minBps, this.bounds.maxBps);
     // Probe back up exponentially when the path returns (a blackout is not congestion).
-    this.modeNow = 'startup';
+    this.modeNow = this.policy === 'low' ? 'delay' : 'startup';
     this.fullPipeBps = 0;
     this.roundsWithoutGrowth = 0;
     this.decisionsAboveTarget = 0;
