@@ -113,12 +113,16 @@ export interface WanLink {
 
 /** Runs a command to completion; never rejects (the exit code says). */
 export function run(command: string, args: string[], timeoutMs = 30_000): Promise<ExecResult> {
+  return collect(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }), timeoutMs);
+}
+
+/** A child's exit code and the tail of its output (bounded); killed after `timeoutMs`; never rejects. */
+function collect(child: ChildProcess, timeoutMs: number): Promise<ExecResult> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.stdout!.on('data', (b: Buffer) => (stdout = (stdout + b.toString()).slice(-1_000_000)));
+    child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-100_000)));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', (error) => {
       clearTimeout(timer);
@@ -391,22 +395,7 @@ export async function startWanLink(options: WanLinkOptions, cleanup: Cleanup): P
       await emu.command('reset');
     },
     exec(ns, command, args, execOptions = {}) {
-      return new Promise((resolve) => {
-        const child = track(spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
-        let stdout = '';
-        let stderr = '';
-        child.stdout!.on('data', (b: Buffer) => (stdout = (stdout + b.toString()).slice(-1_000_000)));
-        child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-100_000)));
-        const timer = setTimeout(() => child.kill('SIGKILL'), execOptions.timeoutMs ?? 120_000);
-        child.on('error', (error) => {
-          clearTimeout(timer);
-          resolve({ code: null, stdout, stderr: `${stderr}${error.message}` });
-        });
-        child.on('close', (code) => {
-          clearTimeout(timer);
-          resolve({ code, stdout, stderr });
-        });
-      });
+      return collect(track(spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })), execOptions.timeoutMs ?? 120_000);
     },
     spawn(ns, command, args, spawnOptions = {}) {
       let stdio: StdioOptions = spawnOptions.stdio ?? ['ignore', 'pipe', 'pipe'];
