@@ -1,7 +1,9 @@
 /**
  * The HTTP fallback path as a client would drive it: create a multipart upload through the API, sign
- * part URLs in batches, PUT the parts straight to S3 (bounded concurrency), complete. Stands in for the
- * SDK's fallback until that exists (another issue); used by client.ts inside the client namespace.
+ * part URLs in batches, PUT the parts straight to S3 (bounded concurrency), complete: the plain
+ * presigned multipart path (as the console's Standard transport drives it), without the SDK fallback's
+ * per-part SHA-256/MD5 (client/sdk/fallback.ts continues a UDP transfer; bench:fallback measures that).
+ * Used by client.ts inside the client namespace.
  */
 import { open } from 'node:fs/promises';
 

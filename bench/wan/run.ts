@@ -71,11 +71,11 @@ const maxSize = parseSize(args.maxSize);
 // The Slipstream client inherits it and prints its rate controller's state every 200 ms (flows.ts relays it).
 if (args.trace) process.env.SLIPSTREAM_TRACE = '1';
 
-/** Per-packet overhead of a full Slipstream data packet on the wire: IPv4 20 + UDP 8 + header 17 + tag 16 + DATA frame 9. */
-const slipstreamPacketOverheadBytes = 70;
 /** The default datagram (UDP payload) and what of it is not data (header 17 + tag 16 + DATA frame 9): the rate paces datagrams. */
 const datagramBytes = 1400;
 const datagramOverheadBytes = 42;
+/** Per-packet overhead of a full Slipstream data packet on the wire: IPv4 20 + UDP 8 + the datagram's own. */
+const slipstreamPacketOverheadBytes = 28 + datagramOverheadBytes;
 /** Slipstream stops at this multiple of --seconds (its file is sized for --seconds at the link rate). */
 const slipstreamDeadlineFactor = 2;
 /** Baselines that move a fixed amount (fallback, udx) stop this long after --seconds. */
