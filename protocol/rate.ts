@@ -121,10 +121,6 @@ export class RateController {
     this.modeNow = policy === 'fixed' || policy === 'low' ? 'delay' : 'startup';
   }
 
-  get baseRttMs(): number {
-    return this.minRttMs;
-  }
-
   get mode(): RateMode {
     return this.modeNow;
   }
@@ -243,6 +239,7 @@ export class RateController {
     }
 
     this.decisionsAboveTarget = queueMs > target ? this.decisionsAboveTarget + 1 : 0;
+    // The capacity in delivered bytes; before `capacityDecisions` decisions, the best single one.
     const capacityBps = this.capacityBps || maxDeliveredBps;
     const queueHeld = this.recentQueuesMs.length === competitorDecisions && queueMs >= Math.max(...this.recentQueuesMs) * queueHeldShare;
     if (this.modeNow === 'delay' && this.policy !== 'low' && this.decisionsAboveTarget >= competitorDecisions && queueHeld && this.rateBps <= maxDeliveredBps * yieldedShare) {
@@ -269,8 +266,7 @@ export class RateController {
       // Grow in proportion to the headroom left: fast when the queue is empty, gently near the target,
       // and slowly past the capacity measured so far (the queue it builds shows only an RTT later).
       const headroom = 1 - queueMs / target;
-      const capacityBps = this.sendingCapacityBps(this.capacityBps);
-      const pastCapacity = this.capacityBps > 0 && this.rateBps >= aboveCapacityShare * capacityBps;
+      const pastCapacity = this.capacityBps > 0 && this.rateBps >= aboveCapacityShare * this.sendingCapacityBps(this.capacityBps);
       const growth = pastCapacity ? probeGrowth : this.policy === 'low' ? lowGrowth : delayGrowth;
       this.rateBps = Math.max(this.restoreBps, this.rateBps + Math.max(this.rateBps * growth * headroom, 2_000));
       this.restoreBps = 0;
