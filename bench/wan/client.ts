@@ -42,8 +42,8 @@ async function slipstream(): Promise<void> {
       signal: controller.signal,
     },
   );
-  // Workaround: a session canceled while its feeder waits for send room never resolves (the feeder
-  // waits for a 'writable' that a closed connection never gives). Give it a few seconds, then report.
+  // A bound on the wait after the deadline's cancel: the session should end within a few round trips,
+  // and a harness that hung on an SDK bug would lose the whole run's report.
   let stoppedAtMs = 0;
   const stuck = new Promise<'stuck'>((resolve) =>
     controller.signal.addEventListener(

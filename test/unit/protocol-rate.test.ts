@@ -104,4 +104,21 @@ describe('rate control', () => {
     const r = run('fixed', link({ randomLoss: 0.1, bufferMs: 20 }), 3_000);
     expect(r.rates.every((x) => x.rateBps === 2 * 12_500_000)).toBe(true);
   });
+
+  it('takes a queue on a 10 ms path only when it stands through two decision intervals in a row', () => {
+    // RTT samples every millisecond, delivery equal to the rate (at its bound: no queue of its own);
+    // `spikeMs` of them from 2 s on carry 25 ms more (a receiver that fell behind, GC, S3 work).
+    const lowestDuring = (spikeMs: number) => {
+      const rate = new RateController('fair', { minBps: 0, maxBps: 12_500_000 }, 12_500_000);
+      let lowestBps = Infinity;
+      for (let now = 0; now < 2_500; now += 1) {
+        rate.onAck(now, now >= 2_000 && now < 2_000 + spikeMs ? 35 : 10, rate.rateBps / 1000);
+        if (now >= 2_000) lowestBps = Math.min(lowestBps, rate.rateBps);
+      }
+      return lowestBps;
+    };
+    // 40 ms covers a whole decision interval (the controller without the two-interval rule halved here).
+    expect(lowestDuring(40)).toBe(12_500_000);
+    expect(lowestDuring(100)).toBeLessThan(0.8 * 12_500_000);
+  });
 });
