@@ -208,6 +208,7 @@ export class EngineSession {
         return void this.commit(message.index, message.sha256);
       case 'done':
         this.filesDone.add(message.index);
+        if (this.transferComplete()) void this.recordCompletedEarly();
         return;
       case 'file-error':
         this.fileErrors.add(message.index);
@@ -295,6 +296,8 @@ export class EngineSession {
     try {
       await this.sink!.commitFile(index, sha256);
       this.filesDone.add(index);
+      // Recorded before the client hears its last `done`: it may report success and exit at once.
+      if (this.transferComplete()) await this.recordCompletedEarly();
       this.send({ t: 'done', index });
       this.grant();
     } catch (error) {
@@ -382,6 +385,27 @@ export class EngineSession {
     }
   }
 
+  private allFilesDone(): boolean {
+    return this.files.length > 0 ? this.files.every((f) => this.filesDone.has(f.index)) : this.manifestDone || this.source !== undefined;
+  }
+
+  /** Every file of the whole manifest committed (or, downloading, verified by the client), none failed. */
+  private transferComplete(): boolean {
+    const manifestKnown = this.ticket.direction === 'send' ? this.manifestDone : this.source !== undefined;
+    return manifestKnown && this.files.length > 0 && this.fileErrors.size === 0 && this.allFilesDone();
+  }
+
+  /** COMPLETED in the state table; a no-op once recorded (an ended transfer stays as it ended). */
+  private async recordCompleted(): Promise<void> {
+    await this.sink?.flushProgress();
+    await this.deps.transfers.finish(this.ticket.transferId, 'COMPLETED', new Date(), { bytesTransferred: this.sink?.bytesTransferred ?? this.source?.layout.totalBytes ?? 0 });
+  }
+
+  /** Before the client's CLOSE: a failure is logged and tried again when the session ends. */
+  private async recordCompletedEarly(): Promise<void> {
+    await this.recordCompleted().catch((error: unknown) => this.deps.log.warn('could not record the transfer completed yet', { transferId: this.ticket.transferId, error: String(error) }));
+  }
+
   private async end(code: number, reason: string, byPeer: boolean): Promise<void> {
     if (this.ended) return;
     this.ended = true;
@@ -393,11 +417,9 @@ export class EngineSession {
     if (this.cancelTimer) clearInterval(this.cancelTimer);
     if (this.progressTimer) clearInterval(this.progressTimer);
     const transferId = this.ticket.transferId;
-    const allDone = this.files.length > 0 ? this.files.every((f) => this.filesDone.has(f.index)) : this.manifestDone || this.source !== undefined;
     try {
-      if (code === CloseCode.done && byPeer && allDone && this.fileErrors.size === 0) {
-        await this.sink?.flushProgress();
-        await this.deps.transfers.finish(transferId, 'COMPLETED', new Date(), { bytesTransferred: this.sink?.bytesTransferred ?? this.source?.layout.totalBytes ?? 0 });
+      if (code === CloseCode.done && byPeer && this.allFilesDone() && this.fileErrors.size === 0) {
+        await this.recordCompleted();
       } else if (code === CloseCode.canceled) {
         await this.sink?.cancel();
         await this.deps.transfers.finish(transferId, 'CANCELED', new Date());

@@ -77,6 +77,8 @@ export type ConnectionEvent =
   | { type: 'authenticated' }
   /** The peer now talks from another address (NAT rebinding) and answered a path challenge there; replies follow it. */
   | { type: 'migrated'; remote: string }
+  /** This side's CLOSE goes out (for `done`, once its control messages were delivered): what remains is the close handshake. */
+  | { type: 'closing'; code: number; reason: string }
   | { type: 'closed'; code: number; reason: string; byPeer: boolean };
 
 export interface ConnectionStats {
@@ -263,6 +265,8 @@ export class Connection implements FrameVisitor {
   private closeCode = 0;
   private closeReason = '';
   private closeDeadlineMs = 0;
+  /** A `done` close waiting for the control stream to be acknowledged, until `deadlineMs`. */
+  private closeAfterControl: { code: number; reason: string; deadlineMs: number } | undefined;
   private closeFrameDue = false;
   /** Closing: packet numbers that carried our CLOSE (an ACK of one ends the closing), and the next resend. */
   private readonly closePns: number[] = [];
@@ -439,20 +443,46 @@ export class Connection implements FrameVisitor {
     this.sendingPaused = paused;
   }
 
+  /**
+   * Closes the connection. `done` first waits (bounded as the CLOSE's own retries) until every control message sent was
+   * acknowledged: the peer discards whatever arrives after a CLOSE, and a last `done` lost on the way
+   * would leave it believing the transfer unfinished. Any other code closes at once.
+   */
   close(code: number, reason: string): void {
     if (this.state === 'closing' || this.state === 'closed') return;
-    this.closeCode = code;
-    this.closeReason = reason;
+    if (code === CloseCode.done && this.state === 'connected' && !this.controlDelivered()) {
+      this.closeAfterControl ??= { code, reason, deadlineMs: this.nowMs + this.closeBoundMs() };
+      return;
+    }
+    this.closeAfterControl = undefined;
     if (this.state === 'handshake') {
+      this.closeCode = code;
+      this.closeReason = reason;
       this.finishClose(false);
       return;
     }
+    this.enterClosing(code, reason);
+  }
+
+  private enterClosing(code: number, reason: string): void {
+    this.closeCode = code;
+    this.closeReason = reason;
+    this.events.push({ type: 'closing', code, reason });
     this.state = 'closing';
     this.closeFrameDue = true;
     // The peer acknowledges CLOSE; until then resend it on a backed-off timer, for at most this long
-    // (long enough to outlast an outage of a few seconds, so the peer does not sit out its idle timeout).
-    this.closeDeadlineMs = this.nowMs + Math.max(3 * this.ptoMs(), this.config.idleTimeoutMs / 3);
+    // (so the peer does not sit out its idle timeout).
+    this.closeDeadlineMs = this.nowMs + this.closeBoundMs();
     this.closeRetryMs = this.nowMs + this.ptoMs();
+  }
+
+  /**
+   * How long each step of a close may wait for the peer: long enough to outlast an outage of a few
+   * seconds, and longer than a quiet peer's keepalive interval (idle timeout / 3), whose keepalive may be
+   * the first packet from a new address after a rebinding.
+   */
+  private closeBoundMs(): number {
+    return this.config.idleTimeoutMs / 3 + 3 * this.ptoMs();
   }
 
   // ── Input ───────────────────────────────────────────────────────────────────────────────────────
@@ -596,8 +626,12 @@ export class Connection implements FrameVisitor {
     }
     this.recordReceivedPacket(pn, this.packetAckEliciting);
     // Closing: the peer is still talking, so our CLOSE was lost (or is in flight): send it again.
-    // One small CLOSE per authenticated packet received: never more than the peer sends.
-    if (this.state === 'closing') this.closeFrameDue = true;
+    // One small CLOSE per authenticated packet received: never more than the peer sends. A peer that
+    // talks is alive: give the CLOSE time to reach it (after a rebinding, through a path check).
+    if (this.state === 'closing') {
+      this.closeFrameDue = true;
+      this.closeDeadlineMs = Math.max(this.closeDeadlineMs, this.nowMs + 3 * this.ptoMs());
+    }
   }
 
   private recordReceivedPacket(pn: number, ackEliciting: boolean): void {
@@ -929,6 +963,8 @@ export class Connection implements FrameVisitor {
       return;
     }
     if (this.lossTimeMs !== undefined && now >= this.lossTimeMs) this.detectLoss(now);
+    this.checkCloseAfterControl(now);
+    if (this.state !== 'connected') return;
     const pto = this.ptoDeadline();
     if (pto !== undefined && now >= pto) {
       this.ptoCount += 1;
@@ -965,6 +1001,7 @@ export class Connection implements FrameVisitor {
     if (this.amplificationAllows(this.config.maxDatagramBytes)) candidates.push(this.lastSendMs + this.config.idleTimeoutMs / 3);
     if (this.ackDueMs !== undefined) candidates.push(this.ackDueMs);
     if (this.lossTimeMs !== undefined) candidates.push(this.lossTimeMs);
+    if (this.closeAfterControl) candidates.push(this.closeAfterControl.deadlineMs);
     const pto = this.ptoDeadline();
     if (pto !== undefined) candidates.push(pto);
     // As for keepalives: a challenge the candidate's budget forbids waits for a packet, not a timer.
@@ -1000,6 +1037,19 @@ export class Connection implements FrameVisitor {
 
   // ── Output ──────────────────────────────────────────────────────────────────────────────────────
 
+  private controlDelivered(): boolean {
+    return this.controlAcked.covers(0, this.controlOut.length);
+  }
+
+  /** A pending `done` close goes ahead once the control stream is acknowledged, or at its deadline. */
+  private checkCloseAfterControl(now: number): void {
+    const pending = this.closeAfterControl;
+    if (pending && this.state === 'connected' && (this.controlDelivered() || now >= pending.deadlineMs)) {
+      this.closeAfterControl = undefined;
+      this.enterClosing(pending.code, pending.reason);
+    }
+  }
+
   private hasControlToSend(): boolean {
     return !this.controlUnsent.isEmpty || !this.controlRetransmit.isEmpty;
   }
@@ -1020,6 +1070,7 @@ export class Connection implements FrameVisitor {
 
   pollTransmit(now: number): Transmit | undefined {
     this.nowMs = Math.max(this.nowMs, now);
+    this.checkCloseAfterControl(now);
     switch (this.state) {
       case 'closed':
         return this.closeAckDue ? this.buildCloseAck(now) : undefined;

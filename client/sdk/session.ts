@@ -40,6 +40,8 @@ interface Session {
   socket: Socket;
   driver: ConnectionDriver;
   closed: Promise<{ code: number; reason: string; byPeer: boolean }>;
+  /** This side's CLOSE went out (or the session closed): how it is closing. */
+  closing: Promise<{ code: number; reason: string; byPeer: boolean }>;
   /** Queues a control message and lets the driver send it. */
   send(message: ControlMessage): void;
 }
@@ -75,12 +77,18 @@ async function openSession(
     },
   });
   let settle: (value: { code: number; reason: string; byPeer: boolean }) => void = () => undefined;
+  let settleClosing: (value: { code: number; reason: string; byPeer: boolean }) => void = () => undefined;
   const closed = new Promise<{ code: number; reason: string; byPeer: boolean }>((r) => (settle = r));
+  const closing = new Promise<{ code: number; reason: string; byPeer: boolean }>((r) => (settleClosing = r));
   const driver = new ConnectionDriver(
     conn,
     socket,
     (event) => {
-      if (event.type === 'closed') settle(event);
+      if (event.type === 'closing') settleClosing({ code: event.code, reason: event.reason, byPeer: false });
+      if (event.type === 'closed') {
+        settleClosing(event);
+        settle(event);
+      }
       onEvent(event);
     },
     monotonicMs,
@@ -93,7 +101,7 @@ async function openSession(
     conn.sendControl(encodeControl(message));
     driver.kick();
   };
-  return { socket, driver, closed, send };
+  return { socket, driver, closed, closing, send };
 }
 
 /** SLIPSTREAM_TRACE=1: the rate controller's state on stderr every 200 ms (bench:wan --trace, debugging). */
@@ -136,14 +144,16 @@ async function supervise(
   await Promise.race([control.finished, session.closed]);
   if (!conn.isClosed) {
     conn.close(CloseCode.done, 'transfer complete');
-    session.driver.kick();
+    session.driver.service();
   }
-  const closed = await session.closed;
+  // Once our CLOSE is out (for `done`, after the engine acknowledged our last control messages) the
+  // outcome is known; the close handshake, one more round trip, finishes in the background.
+  const closing = await session.closing;
   clearInterval(progress);
   clearInterval(trace);
   callbacks.signal.removeEventListener('abort', onAbort);
-  session.socket.close();
-  return closed;
+  void session.closed.then(() => session.socket.close());
+  return closing;
 }
 
 /** `Code: message` as the engine words a refusal; a plain reason otherwise. */

@@ -80,6 +80,8 @@ describe('the UDP engine on loopback', () => {
     const back = await runUdpSession(down, { direction: 'download', paths: ['folder/'], localRoot: out }, quiet());
     expect(back).toMatchObject({ status: 'COMPLETED', filesDone: job.length });
     for (const [path, bytes] of Object.entries(files)) expect(readFileSync(join(out, 'folder', path)).equals(bytes), path).toBe(true);
+    // The client's last `done` reached the engine before its CLOSE: the download is recorded COMPLETED.
+    await expect.poll(async () => (await api<{ status: string }>(`/v1/transfers/${down.slipstream.transfer_id}`)).status, { timeout: 5_000 }).toBe('COMPLETED');
   });
 
   it('resumes after the client is killed mid-upload, without sending recorded parts again', async () => {

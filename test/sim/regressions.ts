@@ -48,6 +48,11 @@ export const regressions: Record<string, (seed: number) => Scenario> = {
     return make(seed, 'blackout-one-way', { ...d, c2s: { ...d.c2s, blackouts: [{ startMs: 300, endMs: 3_300 }] } });
   },
   'nat-rebinding-upload': (seed) => make(seed, 'nat-rebinding-upload', { ...base(), sizeBytes: 2 * MiB, config: { ...base().config, maxRateKbps: 20_000 }, rebindAtMs: [400] }),
+  // The server (the sender of a download) closes after its last control message is acknowledged, and the
+  // client's address changes just before that CLOSE reaches it: the quiet client's keepalive, 10 s later,
+  // is the first packet from its new address; the server must still be waiting then.
+  'rebinding-while-closing': (seed) =>
+    make(seed, 'rebinding-while-closing', { ...base(), direction: 'download', sizeBytes: 31, controls: { client: [], server: [] }, c2s: cleanLink(2), s2c: cleanLink(2), rebindAtMs: [18] }),
   'nat-rebinding-download': (seed) =>
     make(seed, 'nat-rebinding-download', { ...base(), direction: 'download', sizeBytes: 2 * MiB, config: { ...base().config, maxRateKbps: 20_000 }, rebindAtMs: [400] }),
   'heavy-reordering': (seed) =>

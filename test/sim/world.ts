@@ -52,6 +52,8 @@ const serverAddress = 'server:443';
 /** Control message kinds (first byte). */
 const kindMessage = 1;
 const kindDone = 2;
+/** The sender's last word, sent right before its `done` close: it must arrive before the CLOSE does. */
+const kindBye = 3;
 /**
  * In-flight bound. The core stops adding data when bytesInFlight ≥ cap = max(2 × rate × max(srtt, 10 ms),
  * 64 packets) (`inflightCapped`), so in flight ≤ the largest cap it has had + one packet; on top of that
@@ -135,6 +137,7 @@ class World {
   private written = 0;
   private paused = false;
   private doneReceived = false;
+  private byeReceived = false;
 
   // Receiving application
   private readonly have = new Intervals();
@@ -540,6 +543,9 @@ class World {
         // packet from the middle address may do this; the next newer one moves the server on).
         if (e.remote !== this.arrivingFrom) this.fail('migration', `server migrated to ${e.remote}, but the packet came from ${this.arrivingFrom}`);
         return;
+      case 'closing':
+        this.log(`${ep.name} event closing`);
+        return;
       case 'closed':
         this.log(`${ep.name} event closed code=${e.code} (${closeNames[e.code] ?? '?'}) byPeer=${e.byPeer} reason=${JSON.stringify(e.reason)}`);
         if (ep.closed) return this.fail('closed', `${ep.name} closed twice`);
@@ -559,6 +565,7 @@ class World {
     if (c.code !== CloseCode.done) return this.fail(c.code === CloseCode.idleTimeout ? 'idle-timeout' : `close-${closeNames[c.code] ?? c.code}`, `${what}. ${this.progress()}`);
     if (ep === this.sender && !this.doneReceived) this.fail('close', `${what} before the receiver said done`);
     if (ep === this.receiver && this.completedMs === undefined) this.fail('close', `${what} before it held all the data`);
+    if (ep === this.receiver && c.byPeer && !this.byeReceived) this.fail('close', `${what}: the sender's last control message ('bye') never arrived`);
   }
 
   /** The data sender's application: writes the stream (skipping held ranges), honouring backpressure. */
@@ -655,8 +662,15 @@ class World {
       if (ep.received !== peer.outbox.length) this.fail('control', `'done' after ${ep.received} of ${peer.outbox.length} messages`);
       if (this.segIndex < this.segments.length) this.fail('control', `'done' before the sender wrote everything`);
       this.doneReceived = true;
-      this.log(`sender app: got done, closing`);
+      this.log(`sender app: got done, says bye, closing`);
+      ep.conn!.sendControl(Buffer.from([kindBye]));
       ep.conn!.close(CloseCode.done, 'done');
+      return;
+    }
+    if (message[0] === kindBye && message.length === 1) {
+      if (ep !== this.receiver) return this.fail('control', `${ep.name} (the sender) got 'bye'`);
+      if (this.byeReceived) return this.fail('control', `'bye' arrived twice`);
+      this.byeReceived = true;
       return;
     }
     const expected = peer.outbox[ep.received];
