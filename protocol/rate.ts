@@ -103,6 +103,8 @@ export class RateController {
   private capacityBps = 0;
   /** A buffer overflowed since the last decision: the delay mode backs off on it once per RTT. */
   private congestionLossSeen = false;
+  /** Packets lost and sent (lost + acknowledged) in startup's intervals before a queue built. */
+  private readonly startupLoss = { lost: 0, packets: 0 };
   /** Packets lost since the last decision, and the long-run random loss rate (fraction) outside overflows. */
   private lostSinceUpdate = 0;
   private randomLossFraction = 0;
@@ -212,10 +214,19 @@ export class RateController {
     const p = this.randomLossFraction;
     const overflow = this.lostSinceUpdate >= 3 && this.lostSinceUpdate > p * n + 4 * Math.sqrt(Math.max(p, 0.0005) * n) + 0.005 * n;
     if (this.modeNow !== 'startup' && overflow) this.congestionLossSeen = true;
-    // Startup learns the path's loss fast, until its overshoot builds a queue (whose overflow is not
-    // random); later an interval read as an overflow barely moves the estimate.
-    const lossGain = this.modeNow === 'startup' ? (queueMs < target / 2 ? 1 / 4 : 0) : overflow ? 1 / 64 : 1 / 16;
-    this.randomLossFraction += (this.lostSinceUpdate / Math.max(1, n) - p) * lossGain;
+    // Startup takes the share lost over all its intervals until its overshoot builds a queue (whose
+    // overflow is not random): an estimate still short of the path's loss when startup ends reads the
+    // ordinary loss of the next intervals as overflows (300 ms / 5 %: a × 0.7 cut seconds in). Later an
+    // interval read as an overflow barely moves the estimate.
+    if (this.modeNow === 'startup') {
+      if (queueMs < target / 2) {
+        this.startupLoss.lost += this.lostSinceUpdate;
+        this.startupLoss.packets += n;
+        this.randomLossFraction = this.startupLoss.lost / Math.max(1, this.startupLoss.packets);
+      }
+    } else {
+      this.randomLossFraction += (this.lostSinceUpdate / Math.max(1, n) - p) * (overflow ? 1 / 64 : 1 / 16);
+    }
     this.lostSinceUpdate = 0;
 
     this.delivered.push(deliveredBps);
@@ -240,8 +251,10 @@ export class RateController {
         return;
       }
       this.modeNow = 'delay';
-      // Leave startup at what the path delivered, not at the overshoot that built the queue.
-      this.rateBps = this.roundsWithoutGrowth >= 3 ? maxDeliveredBps : Math.max(deliveredBps, this.rateBps * 0.5);
+      // Leave startup at what the path takes, not at the overshoot that built the queue: the best
+      // recent interval, as one whose ACKs a stall held back (common right at the exit) delivers little.
+      this.rateBps =
+        this.roundsWithoutGrowth >= 3 ? maxDeliveredBps : Math.min(this.rateBps, Math.max(this.sendingCapacityBps(maxDeliveredBps), this.rateBps * 0.5));
     }
 
     this.decisionsAboveTarget = queueMs > target ? this.decisionsAboveTarget + 1 : 0;
