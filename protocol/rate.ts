@@ -277,7 +277,7 @@ export class RateController {
       // next to us grows slowly, and every overflow we cause sets it back) and back off on an overflow,
       // as a loss-based flow does. No draining: the queue is the competitor's, and the drains left us
       // at a floor measured next to it (perhaps far below half the link) or cycling in and out of it
-      // (bench:wan policy-fair: 23–75 % of the link over 15 runs; with this, 45–57 % in 12).
+      // (bench:wan policy-fair: 23–75 % of the link over 15 runs; with this, 45–57 % in 7).
       const floorBps = capacityBps * competingShare;
       if (this.congestionLossSeen) {
         this.rateBps = Math.max(floorBps, this.rateBps * overflowBackoff);
