@@ -64,6 +64,7 @@ export class EngineSession {
   private ready = false;
   private proven = false;
   private ended = false;
+  private completedRecorded = false;
   private cancelTimer: NodeJS.Timeout | undefined;
   private progressTimer: NodeJS.Timeout | undefined;
   private lastProgress = { atMs: Date.now(), bytes: 0 };
@@ -395,10 +396,12 @@ export class EngineSession {
     return manifestKnown && this.files.length > 0 && this.fileErrors.size === 0 && this.allFilesDone();
   }
 
-  /** COMPLETED in the state table; a no-op once recorded (an ended transfer stays as it ended). */
+  /** COMPLETED in the state table, once: the session end does not write it again after the early record. */
   private async recordCompleted(): Promise<void> {
+    if (this.completedRecorded) return;
     await this.sink?.flushProgress();
     await this.deps.transfers.finish(this.ticket.transferId, 'COMPLETED', new Date(), { bytesTransferred: this.sink?.bytesTransferred ?? this.source?.layout.totalBytes ?? 0 });
+    this.completedRecorded = true;
   }
 
   /** Before the client's CLOSE: a failure is logged and tried again when the session ends. */

@@ -52,11 +52,16 @@ const filesystemStore = require('s3rver/lib/stores/filesystem.js') as {
 const uploadIdPattern = /^[0-9a-f]{32}$/;
 const maxPartsPerPage = 1000;
 
+/** s3rver's folder of one multipart upload (its parts, their `.md5`, `key` and `metadata`). */
+function uploadFolder(store: Pick<FilesystemStore, 'getResourcePath'>, bucket: string, uploadId: string): string {
+  return join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+}
+
 async function uploadDir(ctx: KoaContext, uploadId: string | undefined): Promise<string> {
   const noSuchUpload = () =>
     new S3Error('NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', { UploadId: String(uploadId) });
   if (!uploadId || !uploadIdPattern.test(uploadId)) throw noSuchUpload();
-  const dir = join(ctx.store.getResourcePath(ctx.params.bucket, undefined, 'uploads'), uploadId);
+  const dir = uploadFolder(ctx.store, ctx.params.bucket, uploadId);
   const key = await readFile(join(dir, 'key'), 'utf8').catch(() => undefined);
   if (key !== ctx.params.key) throw noSuchUpload();
   return dir;
@@ -110,7 +115,7 @@ const multipartExtras: Middleware = async (ctx, next) => {
  * the size.
  */
 async function completeMultipart(this: FilesystemStore, bucket: string, uploadId: string, parts: CompletedPart[]): Promise<{ size: number; md5: string }> {
-  const dir = join(this.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+  const dir = uploadFolder(this, bucket, uploadId);
   const [key, metadata] = await Promise.all([readFile(join(dir, 'key'), 'utf8'), readFile(join(dir, 'metadata'), 'utf8').then((m) => JSON.parse(m) as Record<string, string>)]);
   for (let i = 1; i < parts.length; i += 1) {
     if (parts[i]!.number <= parts[i - 1]!.number) {
