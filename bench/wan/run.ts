@@ -1,7 +1,7 @@
 /**
  * npm run bench:wan -- [--only 200M-100ms-1%,policy] [--seconds 12] [--policy-seconds 20] [--max-size 2GiB]
  *                      [--queue-ms 0] [--seed 1] [--fallback-concurrency 4] [--fallback-cc default|cubic|bbr]
- *                      [--skip-prove] [--profile auto|never] [--out bench/RESULTS.md] [--no-write] [--keep-temp] [--keep-temp]
+ *                      [--skip-prove] [--profile auto|never] [--out bench/RESULTS.md] [--no-write] [--keep-temp] [--temp-dir auto|DIR]
  *
  * The WAN benchmark of issue 4, as root: the emulated link (link.ts) is proven first (ping RTT, TCP at
  * the rate, measured loss), then for each link Slipstream uploads into the local stack in the server
@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { formatSummary, readProfile, summarizeProfile } from '../cpu-profile';
-import { childPids, Cleanup, fixed, formatSize, machineInfo, markdownTable, MiB, parseArgs, parseSize, processCpuSeconds, writeRandomFile, type RatePolicy } from '../lib';
+import { childPids, Cleanup, fixed, formatSize, freeDiskBytes, machineInfo, markdownTable, MiB, parseArgs, parseSize, processCpuSeconds, writeRandomFile, type RatePolicy } from '../lib';
 import {
   drain,
   finishSlipstream,
@@ -38,7 +38,7 @@ import { setUploadPreferences, startServerStack, type ServerStack } from './stac
 
 const usage = `npm run bench:wan -- [--only 200M-100ms-1%,policy] [--seconds 12] [--policy-seconds 20] [--max-size 2GiB]
                      [--queue-ms 0 (auto: one RTT, 20..100 ms)] [--seed 1] [--fallback-concurrency 4] [--fallback-cc cubic|bbr|default]
-                     [--skip-prove] [--profile auto|never] [--out bench/RESULTS.md] [--no-write] [--keep-temp]
+                     [--skip-prove] [--profile auto|never] [--out bench/RESULTS.md] [--no-write] [--keep-temp] [--temp-dir auto|DIR]
                      [--flows all|slipstream[,fallback,cubic,bbr,udx]] [--trace]
 Scenarios: 200M-{10,100,300}ms-{0,0.1,1,5,10}%, 1G-100ms-1%, policy-fair, policy-low, policy-fixed, policy-fixed+cubic.
 --only takes a comma-separated list of scenario names or parts of them (the proving step always runs unless --skip-prove;
@@ -60,6 +60,7 @@ const args = parseArgs(
     out: 'bench/RESULTS.md',
     noWrite: false,
     keepTemp: false,
+    tempDir: 'auto',
     flows: 'all',
     trace: false,
   },
@@ -188,6 +189,21 @@ interface PolicyRow {
 
 const deliverable = (s: LinkSettings) => s.rateMbps * (1 - s.lossPercent / 100);
 const bytesFor = (rateMbps: number, seconds: number) => Math.min(maxSize, Math.floor((rateMbps * 1e6 * seconds) / 8 / MiB) * MiB);
+
+/**
+ * Where the data files and the local S3 live: RAM (/dev/shm) when it has room, so a transfer is measured
+ * against the link and not against this shared VM's disk (iperf3 and udx-native move bytes from memory
+ * to memory). On disk, writing back the parts of a 1.4 GB upload made the local S3's commit take 4.5 s.
+ */
+async function benchTempRoot(scenarios: Scenario[]): Promise<string> {
+  if (args.tempDir !== 'auto') return args.tempDir;
+  const ram = '/dev/shm';
+  if (!existsSync(ram)) return tmpdir();
+  const largest = Math.max(...scenarios.map((s) => bytesFor(s.link.rateMbps, Math.max(args.seconds, args.policySeconds + 5))));
+  // Every data file, and at once a run's parts and the object they make, plus another in the fallback's.
+  const neededBytes = 2 * largest + 4 * largest + 1024 * MiB;
+  return (await freeDiskBytes(ram)) >= neededBytes ? ram : tmpdir();
+}
 
 function addCounters(into: { drops: number; draws: number }, c: LinkCounters | undefined): void {
   if (!c) return;
@@ -692,7 +708,9 @@ async function main(): Promise<void> {
 
   const leftovers = await removeLeftovers();
   if (leftovers.length) log(`removed leftovers of an earlier run: ${leftovers.join(', ')}`);
-  const dir = mkdtempSync(join(tmpdir(), 'slipwan-bench-'));
+  const tempRoot = await benchTempRoot(scenarios);
+  const dir = mkdtempSync(join(tempRoot, 'slipwan-bench-'));
+  log(`temporary files, the data and the local S3's objects in ${dir}`);
   if (args.keepTemp) log(`keeping ${dir} (--keep-temp): logs of the stack and the engine`);
   else cleanup.add('temporary files', () => rmSync(dir, { recursive: true, force: true }));
 
