@@ -106,8 +106,12 @@ const multipartExtras: Middleware = async (ctx, next) => {
   ctx.body = '';
 };
 
-/** Bytes the commit copies at a time. */
-const commitBufferBytes = 8 * 1024 * 1024;
+/**
+ * Bytes the commit copies at a time: small enough to stay in the CPU's cache between the read and the
+ * write. In a bench:wan run a 286 MiB commit took 0.16 s with 1 MiB, 0.8 s with 8 MiB and 1.1 s with a
+ * fresh buffer per 8 MiB part (readFile), nearly all of it in the kernel's copy of the write.
+ */
+const commitBufferBytes = 1024 * 1024;
 
 /**
  * CompleteMultipartUpload as S3 does it, in place of s3rver's: the parts must be listed in ascending
@@ -139,7 +143,6 @@ async function completeMultipart(this: FilesystemStore, bucket: string, uploadId
   const out = await open(temporaryPath, 'w');
   let size = 0;
   try {
-    // Through one reused buffer: a fresh buffer per part (readFile) made the copy about 3× slower.
     const buffer = Buffer.allocUnsafe(commitBufferBytes);
     for (const part of parts) {
       const input = await open(join(dir, String(part.number)), 'r');
