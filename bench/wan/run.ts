@@ -195,13 +195,13 @@ const bytesFor = (rateMbps: number, seconds: number) => Math.min(maxSize, Math.f
  * against the link and not against this shared VM's disk (iperf3 and udx-native move bytes from memory
  * to memory). On disk, writing back the parts of a 1.4 GB upload made the local S3's commit take 4.5 s.
  */
-async function benchTempRoot(scenarios: Scenario[]): Promise<string> {
+async function benchTempRoot(dataFileBytes: number[]): Promise<string> {
   if (args.tempDir !== 'auto') return args.tempDir;
   const ram = '/dev/shm';
   if (!existsSync(ram)) return tmpdir();
-  const largest = Math.max(...scenarios.map((s) => bytesFor(s.link.rateMbps, Math.max(args.seconds, args.policySeconds + 5))));
-  // Every data file, and at once a run's parts and the object they make, plus another in the fallback's.
-  const neededBytes = 2 * largest + 4 * largest + 1024 * MiB;
+  // The data files; a run's parts and the object they make; as much again for a run that stopped before
+  // its commit and left its parts; and 1 GiB for the stack's logs and tables.
+  const neededBytes = dataFileBytes.reduce((sum, b) => sum + b, 0) + 4 * Math.max(...dataFileBytes) + 1024 * MiB;
   return (await freeDiskBytes(ram)) >= neededBytes ? ram : tmpdir();
 }
 
@@ -708,17 +708,19 @@ async function main(): Promise<void> {
 
   const leftovers = await removeLeftovers();
   if (leftovers.length) log(`removed leftovers of an earlier run: ${leftovers.join(', ')}`);
-  const tempRoot = await benchTempRoot(scenarios);
-  const dir = mkdtempSync(join(tempRoot, 'slipwan-bench-'));
+  // Random data: one file per link rate, large enough for every run at that rate.
+  const dataSizes = new Map<number, number>();
+  for (const rateMbps of new Set(scenarios.map((s) => s.link.rateMbps))) {
+    const seconds = scenarios.some((s) => s.kind === 'policy' && s.link.rateMbps === rateMbps) ? Math.max(args.seconds, args.policySeconds + 5) : args.seconds;
+    dataSizes.set(rateMbps, bytesFor(rateMbps, seconds));
+  }
+  const dir = mkdtempSync(join(await benchTempRoot([...dataSizes.values()]), 'slipwan-bench-'));
   log(`temporary files, the data and the local S3's objects in ${dir}`);
   if (args.keepTemp) log(`keeping ${dir} (--keep-temp): logs of the stack and the engine`);
   else cleanup.add('temporary files', () => rmSync(dir, { recursive: true, force: true }));
 
-  // Random data: one file per link rate, large enough for every run at that rate.
   const files = new Map<number, string>();
-  for (const rateMbps of [...new Set(scenarios.map((s) => s.link.rateMbps))]) {
-    const seconds = scenarios.some((s) => s.kind === 'policy' && s.link.rateMbps === rateMbps) ? Math.max(args.seconds, args.policySeconds + 5) : args.seconds;
-    const size = bytesFor(rateMbps, seconds);
+  for (const [rateMbps, size] of dataSizes) {
     const path = join(dir, `data-${rateMbps}M.bin`);
     await writeRandomFile(path, size);
     files.set(rateMbps, path);
