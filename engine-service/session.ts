@@ -371,6 +371,7 @@ export class EngineSession {
       budget -= taken;
       if (taken < bytes.length) break;
     }
+    if (this.sendPosition >= total) this.conn.endWrites();
     this.sendSums();
     this.driver.kick();
   }

@@ -134,6 +134,8 @@ interface PathProbe {
 const packetThreshold = 3;
 const timeThreshold = 9 / 8;
 const initialRttMs = 100;
+/** Second copies of re-sent blocks in the tail (`endWrites`) cost at most this share of the stream. */
+const tailCopyShare = 0.01;
 const maxPtoMs = 2_000;
 const ackEveryPackets = 16;
 const maxTrackedPnRanges = 256;
@@ -235,8 +237,14 @@ export class Connection implements FrameVisitor {
   private readonly sendChunks: { offset: number; bytes: Uint8Array }[] = [];
   private readonly unsent = new RangeSet();
   private readonly retransmit = new RangeSet();
+  /** Second copies of blocks re-sent in the tail (see `endWrites`), sent after the retransmissions. */
+  private readonly tailCopies = new RangeSet();
+  /** Blocks re-sent since the tail began: one re-sent again was lost twice, and gets a copy. */
+  private readonly tailResent = new RangeSet();
+  private tailCopiedBytes = 0;
   private readonly acked = new RangeSet();
   private writtenEnd = 0;
+  private writesEnded = false;
   private bufferedBytes = 0;
   private peerMaxData: number;
   private sendingPaused = false;
@@ -408,6 +416,19 @@ export class Connection implements FrameVisitor {
     // A write that fills the buffer exactly (take === bytes.length) blocks the writer all the same.
     if (this.bufferedBytes >= this.config.sendBufferBytes) this.wasBlockedOnBuffer = true;
     return take;
+  }
+
+  /**
+   * The application will write no more data. In the tail (every written byte went out once) nothing new
+   * follows a re-sent block to reveal its loss: a block lost again was found only by the loss timer,
+   * a round trip or more later, one after another. So a block re-sent a second time since the tail began
+   * goes out twice, in different packets. Copies cost at most `tailCopyShare` of the stream; copying
+   * every first re-send instead spent that budget on the many blocks that get through anyway (sim, 32 MiB
+   * at 300 ms and 10 % loss each way, 16 seeds: finished 0.3 s sooner on average with second re-sends
+   * copied, 0.2 % more data; no sooner with first re-sends copied).
+   */
+  endWrites(): void {
+    this.writesEnded = true;
   }
 
   /** Queues one control message (reliable, ordered). */
@@ -1056,7 +1077,7 @@ export class Connection implements FrameVisitor {
 
   private hasDataToSend(): boolean {
     if (this.sendingPaused) return false;
-    if (!this.retransmit.isEmpty) return true;
+    if (!this.retransmit.isEmpty || !this.tailCopies.isEmpty) return true;
     const next = this.unsent.min;
     return next !== undefined && next < this.peerMaxData;
   }
@@ -1214,9 +1235,12 @@ export class Connection implements FrameVisitor {
   private writeData(record: SentPacket): void {
     const w = this.writer;
     let wrote = 0;
+    // Copies made here go out in a later packet: one lost packet must not take both.
+    const copies: number[] = [];
+    const inTail = this.writesEnded && this.unsent.isEmpty;
     while (w.room > FrameWriter.streamFrameOverhead + 64) {
-      const fromRetransmit = !this.retransmit.isEmpty;
-      const queue = fromRetransmit ? this.retransmit : this.unsent;
+      const fromRetransmit = !this.retransmit.isEmpty || !this.tailCopies.isEmpty;
+      const queue = !this.retransmit.isEmpty ? this.retransmit : fromRetransmit ? this.tailCopies : this.unsent;
       const next = queue.min;
       if (next === undefined) break;
       if (!fromRetransmit && next >= this.peerMaxData) break;
@@ -1239,7 +1263,15 @@ export class Connection implements FrameVisitor {
       this.packetAckEliciting = true;
       wrote += end - start;
       if (fromRetransmit) this.stats_.dataBytesRetransmitted += end - start;
+      if (inTail && queue === this.retransmit) {
+        if (!this.tailResent.covers(start, end)) this.tailResent.add(start, end);
+        else if (this.tailCopiedBytes + end - start <= this.writtenEnd * tailCopyShare) {
+          copies.push(start, end);
+          this.tailCopiedBytes += end - start;
+        }
+      }
     }
+    for (let i = 0; i < copies.length; i += 2) this.tailCopies.add(copies[i]!, copies[i + 1]!);
     this.stats_.dataBytesSent += wrote;
   }
 

@@ -293,6 +293,7 @@ async function runUpload(
       }
       send({ t: 'sum', index: file.index, sha256: compositeChecksum(digests) });
     }
+    conn.endWrites();
   };
   // A session that ends while the feeder waits for room must wake it, or the file stays open for ever.
   void session.closed.then(() => writable());

@@ -21,6 +21,7 @@ function base(): Draft {
     rebindAtMs: [],
     pauses: [],
     controls: { client: [{ atMs: 0, sizeBytes: 300 }], server: [{ atMs: 10, sizeBytes: 2000 }] },
+    endWrites: true,
     expect: { kind: 'complete' },
   };
 }

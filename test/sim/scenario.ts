@@ -49,6 +49,8 @@ export interface Scenario {
   pauses: { atMs: number; forMs: number }[];
   /** Control messages each side sends (besides the receiver's final 'done'). */
   controls: { client: TimedMessage[]; server: TimedMessage[] };
+  /** The sending application calls endWrites() after its last write (the engine and the SDK do). */
+  endWrites: boolean;
   expect: Expectation;
   /** Virtual-time budget for the whole run. */
   budgetMs: number;
@@ -181,7 +183,7 @@ export function randomScenario(seed: number, long = false): Scenario {
   const base = { seed, name: long ? 'long' : 'random', direction, sizeBytes, held, config, c2s, s2c, windowBytes };
   // Times for events are drawn across the transfer's likely span (its ideal time, at least 200 ms).
   const { idealMs } = computeBudget({
-    ...base, writeChunkBytes: 1, writeMode: 'offer', rebindAtMs: [], pauses: [], controls: { client: [], server: [] }, expect: { kind: 'complete' },
+    ...base, writeChunkBytes: 1, writeMode: 'offer', rebindAtMs: [], pauses: [], controls: { client: [], server: [] }, endWrites: true, expect: { kind: 'complete' },
   });
   const spanMs = Math.max(200, idealMs);
 
@@ -216,6 +218,8 @@ export function randomScenario(seed: number, long = false): Scenario {
     rebindAtMs,
     pauses,
     controls,
+    // Drawn last: earlier draws, and so every older seed's link and sizes, stay as they were.
+    endWrites: r.chance(0.8),
     expect: { kind: 'complete' } as Expectation,
   };
   return { ...scenario, ...computeBudget(scenario) };
@@ -245,7 +249,7 @@ export function describeScenario(s: Scenario): string {
     `init=${s.config.initialRateKbps}kbps`,
     `win=${fmtBytes(s.windowBytes)}`,
     `sndbuf=${fmtBytes(s.config.sendBufferBytes)}`,
-    `write=${s.writeMode}/${fmtBytes(s.writeChunkBytes)}`,
+    `write=${s.writeMode}/${fmtBytes(s.writeChunkBytes)}${s.endWrites ? '' : '/no-end'}`,
     blackouts.length ? `blackouts=${blackouts.join(',')}` : '',
     s.rebindAtMs.length ? `rebind@${s.rebindAtMs.map((t) => t.toFixed(0)).join(',')}` : '',
     s.pauses.length ? `pause=${s.pauses.map((p) => `${p.atMs.toFixed(0)}+${p.forMs.toFixed(0)}`).join(',')}` : '',

@@ -601,6 +601,7 @@ class World {
       }
       if (took < want) break;
     }
+    if (this.s.endWrites && this.segIndex >= this.segments.length) conn.endWrites();
     if (this.written > 0 || this.segments.length > 0) this.log(`sender app: written ${this.written} B, writable ${conn.writableBytes()}`);
   }
 
