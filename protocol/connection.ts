@@ -1239,8 +1239,8 @@ export class Connection implements FrameVisitor {
     const copies: number[] = [];
     const inTail = this.writesEnded && this.unsent.isEmpty;
     while (w.room > FrameWriter.streamFrameOverhead + 64) {
-      const fromRetransmit = !this.retransmit.isEmpty || !this.tailCopies.isEmpty;
-      const queue = !this.retransmit.isEmpty ? this.retransmit : fromRetransmit ? this.tailCopies : this.unsent;
+      const queue = !this.retransmit.isEmpty ? this.retransmit : !this.tailCopies.isEmpty ? this.tailCopies : this.unsent;
+      const fromRetransmit = queue !== this.unsent;
       const next = queue.min;
       if (next === undefined) break;
       if (!fromRetransmit && next >= this.peerMaxData) break;
