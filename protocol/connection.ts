@@ -638,6 +638,10 @@ export class Connection implements FrameVisitor {
       // `remote` — that address is validated too. Until now this could have been a replayed hello.
       this.addressValidated = true;
       this.events.push({ type: 'authenticated' });
+      // What we sent so far may have reached a client without keys (a lost ServerHello): it dropped
+      // it. Send it again now rather than on probe timeouts that backed off meanwhile.
+      for (const packet of this.sent) if (packet?.state === 'inflight' && packet.ackEliciting) this.sendAgain(packet);
+      this.ptoCount = 0;
     }
     this.notePath(remote, pn, b.length);
     this.packetAckEliciting = false;
@@ -877,6 +881,11 @@ export class Connection implements FrameVisitor {
     this.rate.onLoss(packet.timeSentMs);
     if (packet.state === 'inflight' && packet.ackEliciting) this.bytesInFlight -= packet.sizeBytes;
     packet.state = 'lost';
+    this.sendAgain(packet);
+  }
+
+  /** Queues what a packet carried (data, control, MAX_DATA) to go out again, lost or not. */
+  private sendAgain(packet: SentPacket): void {
     const d = packet.data;
     if (d) for (let i = 0; i < d.length; i += 2) this.retransmit.add(d[i]!, d[i + 1]!);
     const c = packet.control;
@@ -995,10 +1004,7 @@ export class Connection implements FrameVisitor {
       for (let i = 0; i < this.sent.length; i += 1) {
         const packet = this.sent[i];
         if (packet && packet.state === 'inflight' && packet.ackEliciting) {
-          const d = packet.data;
-          if (d) for (let j = 0; j < d.length; j += 2) this.retransmit.add(d[j]!, d[j + 1]!);
-          const c = packet.control;
-          if (c) for (let j = 0; j < c.length; j += 2) this.controlRetransmit.add(c[j]!, c[j + 1]!);
+          this.sendAgain(packet);
           break;
         }
       }
