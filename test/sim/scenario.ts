@@ -74,7 +74,38 @@ function bottleneckMbps(s: Pick<Scenario, 'direction' | 'c2s' | 's2c' | 'config'
  * the windows' RTT limits and the loss rate, the closing handshake) + blackouts + pauses + 30 s; plus the
  * keepalive interval for NAT rebinding (a quiet client is found again only when it next sends).
  */
-export function computeBudget(s: Omit<Scenario, 'budgetMs' | 'idealMs' | 'seed' | 'name'>): { budgetMs: number; idealMs: number } {
+/** A scenario before its budget is computed and it is named. */
+export type ScenarioDraft = Omit<Scenario, 'budgetMs' | 'idealMs' | 'seed' | 'name'>;
+
+/** A hand-built scenario: the draft, named, with its ideal time and budget. */
+export function scenarioFrom(seed: number, name: string, draft: ScenarioDraft): Scenario {
+  return { ...draft, seed, name, ...computeBudget(draft) };
+}
+
+/**
+ * One upload and nothing else (no events, no extra control messages), `fair` up to `maxRateKbps`, over
+ * `link` both ways: the tests change what they are about.
+ */
+export function plainUpload(link: LinkParams, sizeBytes: number, maxRateKbps: number): ScenarioDraft {
+  return {
+    direction: 'upload',
+    sizeBytes,
+    held: [],
+    writeChunkBytes: 256 * KiB,
+    writeMode: 'offer',
+    windowBytes: 64 * MiB,
+    config: { ...defaultConnectionConfig, ratePolicy: 'fair', maxRateKbps },
+    c2s: link,
+    s2c: { ...link },
+    rebindAtMs: [],
+    pauses: [],
+    controls: { client: [], server: [] },
+    endWrites: true,
+    expect: { kind: 'complete' },
+  };
+}
+
+export function computeBudget(s: ScenarioDraft): { budgetMs: number; idealMs: number } {
   const data = s.direction === 'upload' ? s.c2s : s.s2c;
   const back = s.direction === 'upload' ? s.s2c : s.c2s;
   const rttMs = Math.max(1, s.c2s.delayMs + s.s2c.delayMs + s.c2s.jitterMs + s.s2c.jitterMs);

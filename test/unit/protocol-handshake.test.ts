@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { defaultConnectionConfig } from '../../protocol/connection';
 import { cleanLink } from '../sim/link';
-import { computeBudget, type Scenario } from '../sim/scenario';
+import { plainUpload, scenarioFrom, type Scenario } from '../sim/scenario';
 import { runScenario } from '../sim/world';
 
 /**
@@ -9,24 +8,8 @@ import { runScenario } from '../sim/world';
  * (MAX_DATA) sent right after it: a client without keys could not have read that credit anyway.
  */
 function lostServerHello(): Scenario {
-  const link = { ...cleanLink(150), rateMbps: 100, queueMs: 100 };
-  const draft: Omit<Scenario, 'budgetMs' | 'idealMs' | 'seed' | 'name'> = {
-    direction: 'upload',
-    sizeBytes: 1024 * 1024,
-    held: [],
-    writeChunkBytes: 256 * 1024,
-    writeMode: 'offer',
-    windowBytes: 64 * 1024 * 1024,
-    config: { ...defaultConnectionConfig, ratePolicy: 'fair', maxRateKbps: 100_000 },
-    c2s: link,
-    s2c: { ...link, blackouts: [{ startMs: 149, endMs: 152 }] },
-    rebindAtMs: [],
-    pauses: [],
-    controls: { client: [], server: [] },
-    endWrites: true,
-    expect: { kind: 'complete' },
-  };
-  return { ...draft, seed: 1, name: 'lost-server-hello', ...computeBudget(draft) };
+  const draft = plainUpload({ ...cleanLink(150), rateMbps: 100, queueMs: 100 }, 1024 * 1024, 100_000);
+  return scenarioFrom(1, 'lost-server-hello', { ...draft, s2c: { ...draft.s2c, blackouts: [{ startMs: 149, endMs: 152 }] } });
 }
 
 describe('handshake', () => {

@@ -1,31 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { defaultConnectionConfig } from '../../protocol/connection';
 import { cleanLink } from '../sim/link';
-import { computeBudget, type Scenario } from '../sim/scenario';
+import { plainUpload, scenarioFrom, type Scenario } from '../sim/scenario';
 import { runScenario } from '../sim/world';
 
 const MiB = 1024 * 1024;
 
 /** A 16 MiB upload over 300 ms and 10 % random loss each way: the last round trip alone loses hundreds of packets. */
 function lossyLongLink(seed: number, endWrites: boolean): Scenario {
-  const link = { ...cleanLink(150), loss: 0.1, rateMbps: 200, queueMs: 100 };
-  const draft: Omit<Scenario, 'budgetMs' | 'idealMs' | 'seed' | 'name'> = {
-    direction: 'upload',
-    sizeBytes: 16 * MiB,
-    held: [],
-    writeChunkBytes: 256 * 1024,
-    writeMode: 'offer',
-    windowBytes: 64 * MiB,
-    config: { ...defaultConnectionConfig, ratePolicy: 'fair', maxRateKbps: 200_000 },
-    c2s: link,
-    s2c: { ...link },
-    rebindAtMs: [],
-    pauses: [],
-    controls: { client: [], server: [] },
-    endWrites,
-    expect: { kind: 'complete' },
-  };
-  return { ...draft, seed, name: endWrites ? 'tail-copies' : 'tail-single', ...computeBudget(draft) };
+  const draft = plainUpload({ ...cleanLink(150), loss: 0.1, rateMbps: 200, queueMs: 100 }, 16 * MiB, 200_000);
+  return scenarioFrom(seed, endWrites ? 'tail-copies' : 'tail-single', { ...draft, endWrites });
 }
 
 describe('the tail of a lossy transfer (endWrites)', () => {
