@@ -232,9 +232,9 @@ async function runUpload(
    * only up to it, since what the engine already holds is not known yet (a resume re-sends at most that).
    */
   let earlyLimit = 0;
-  /** Bytes written before `have` that it then listed as held: sent twice, counted once in progress. */
-  let earlyHeldBytes = 0;
+  /** The end of what went out on that credit alone, from offset 0: bytes `have` lists there were sent again. */
   let earlyEnd = 0;
+  const earlyHeldBytes = () => earlyEnd - have.gaps(0, earlyEnd).reduce((sum, [s, e]) => sum + e - s, 0);
   let writable: () => void = () => undefined;
   let finished: () => void = () => undefined;
   const allFinished = new Promise<void>((r) => (finished = r));
@@ -258,7 +258,6 @@ async function runUpload(
       if (message?.t === 'have') {
         have = new RangeSet();
         for (const [s, e] of message.ranges) have.add(s, e);
-        earlyHeldBytes = earlyEnd - have.gaps(0, earlyEnd).reduce((sum, [s, e]) => sum + e - s, 0);
         haveKnown = true;
         haveReceived();
       } else if (message?.t === 'done') {
@@ -294,14 +293,16 @@ async function runUpload(
             for (let from = chunkStart; from < chunkEnd; ) {
               if (!haveKnown && from >= earlyLimit) await Promise.race([haveArrived, session.closed]);
               if (conn.isClosed) return;
-              const to = haveKnown ? chunkEnd : Math.min(chunkEnd, earlyLimit);
+              const early = !haveKnown;
+              const to = early ? Math.min(chunkEnd, earlyLimit) : chunkEnd;
               for (const [s, e] of have.gaps(from, to)) {
                 let offset = s;
                 while (offset < e) {
                   if (conn.isClosed) return;
                   const taken = conn.write(offset, partBytes.subarray(offset - start - partStart, e - start - partStart));
                   offset += taken;
-                  if (!haveKnown) earlyEnd = offset;
+                  // Chosen before `have` came, this range goes out whole even if `have` arrives meanwhile.
+                  if (early) earlyEnd = offset;
                   session.driver.kick();
                   if (offset < e) await new Promise<void>((r) => (writable = r));
                 }
@@ -318,7 +319,7 @@ async function runUpload(
     }
     conn.endWrites();
   };
-  const bytesDoneNow = () => Math.min(layout.totalBytes, Math.max(0, have.total() + conn.stats().dataBytesAcked - earlyHeldBytes));
+  const bytesDoneNow = () => Math.min(layout.totalBytes, Math.max(0, have.total() + conn.stats().dataBytesAcked - earlyHeldBytes()));
   // A session that ends while the feeder waits for room must wake it, or the file stays open for ever.
   void session.closed.then(() => writable());
   const feeding = feed().catch((error: unknown) => {
