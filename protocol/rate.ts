@@ -223,7 +223,6 @@ export class RateController {
     // sample of that interval, and on a 10 ms path each such reading halved the rate.
     const confirm = this.modeNow !== 'startup' && this.minRttMs < confirmBelowRttMs;
     const queueMs = confirm ? Math.min(intervalQueueMs, this.previousIntervalQueueMs) : intervalQueueMs;
-    const previousQueueMs = this.previousIntervalQueueMs;
     this.previousIntervalQueueMs = intervalQueueMs;
     this.lastQueueMs = queueMs;
     this.recentQueuesMs.push(queueMs);
@@ -274,11 +273,6 @@ export class RateController {
         this.rateBps = Math.min(this.rateBps * 2, this.bounds.maxBps);
         return;
       }
-      // On a short path one interval's queue may be a stall (the engine starting the session while the
-      // first data, sent on the ServerHello's credit, arrives): hold the rate, and leave only if the
-      // queue stands through the next interval too. Leaving on it read the stall as the bottleneck and
-      // drained down to the little the first intervals delivered (bench:wan 10 ms: 2.2 s ramps).
-      if (this.minRttMs < confirmBelowRttMs && previousQueueMs < target / 2 && queueMs >= target / 2 && this.roundsWithoutGrowth < 3) return;
       this.modeNow = 'delay';
       // Leave startup at what the path takes, not at the overshoot that built the queue: the best
       // recent interval, as one whose ACKs a stall held back (common right at the exit) delivers little.

@@ -124,8 +124,7 @@ describe('rate control', () => {
 
   it('grows back fast when a stall ended startup below the bottleneck', () => {
     // A 10 ms path whose bottleneck is the bound (25 MB/s, 200 Mbit/s); delivery equals the rate. Once
-    // startup passes 40 % of it, 100 ms of RTT samples carry 25 ms more: startup takes that for a queue
-    // (it stands through two intervals; one such interval only holds startup's rate).
+    // startup passes 40 % of it, 50 ms of RTT samples carry 25 ms more: startup takes that for a queue.
     const maxBps = 25_000_000;
     const rate = new RateController('fair', { minBps: 0, maxBps }, 1_250_000);
     let stallFromMs = Infinity;
@@ -133,14 +132,13 @@ describe('rate control', () => {
     let reachedAtMs = Infinity;
     for (let now = 0; now < 3_000 && reachedAtMs === Infinity; now += 1) {
       if (stallFromMs === Infinity && rate.rateBps >= 0.4 * maxBps) stallFromMs = now;
-      rate.onAck(now, now >= stallFromMs && now < stallFromMs + 100 ? 35 : 10, rate.rateBps / 1000);
+      rate.onAck(now, now >= stallFromMs && now < stallFromMs + 50 ? 35 : 10, rate.rateBps / 1000);
       if (rate.mode !== 'startup' && exitBps === 0) exitBps = rate.rateBps;
       if (exitBps > 0 && rate.rateBps >= 0.9 * maxBps) reachedAtMs = now;
     }
     expect(exitBps).toBeLessThan(0.6 * maxBps);
     // Growing at 2 % per decision (≥ 20 ms) all the way, as when the best delivery rate stood for the
-    // bottleneck, took 874 ms after a 50 ms stall; forgetting the stall's reading once the path delivers
-    // 10 % more, 374 ms then, and 420 ms after this 100 ms one.
+    // bottleneck, took 874 ms; forgetting the stall's reading once the path delivers 10 % more, 374 ms.
     expect(reachedAtMs - stallFromMs).toBeLessThan(500);
   });
 });
