@@ -1103,6 +1103,16 @@ export class Connection implements FrameVisitor {
     return this.bytesInFlight >= cap;
   }
 
+  /** For a hello going out now: whether it is a copy of the one just sent; if not, copies of it follow. */
+  private isHelloCopy(): boolean {
+    if (this.helloCopiesLeft > 0) {
+      this.helloCopiesLeft -= 1;
+      return true;
+    }
+    this.helloCopiesLeft = helloCopies - 1;
+    return false;
+  }
+
   pollTransmit(now: number): Transmit | undefined {
     this.nowMs = Math.max(this.nowMs, now);
     this.checkCloseAfterControl(now);
@@ -1111,10 +1121,8 @@ export class Connection implements FrameVisitor {
         return this.closeAckDue ? this.buildCloseAck(now) : undefined;
       case 'handshake':
         if (this.clientHello && (now >= this.helloDueMs || this.helloCopiesLeft > 0)) {
-          if (this.helloCopiesLeft > 0) this.helloCopiesLeft -= 1;
-          else {
+          if (!this.isHelloCopy()) {
             this.helloAttempts += 1;
-            this.helloCopiesLeft = helloCopies - 1;
             // Back off to once a second, not four: ten tries fit the 10 s handshake timeout, not five,
             // so a lossy path or a few seconds' outage does not fail the connect (2.4 kB/s is nothing).
             this.helloDueMs = now + helloRetryMs * 2 ** Math.min(this.helloAttempts - 1, 1);
@@ -1128,11 +1136,7 @@ export class Connection implements FrameVisitor {
     }
     if (this.serverHello && !this.addressValidated && (now >= this.helloDueMs || this.helloCopiesLeft > 0)) {
       if (!this.amplificationAllows(this.serverHello.length)) return undefined;
-      if (this.helloCopiesLeft > 0) this.helloCopiesLeft -= 1;
-      else {
-        this.helloDueMs = Infinity;
-        this.helloCopiesLeft = helloCopies - 1;
-      }
+      if (!this.isHelloCopy()) this.helloDueMs = Infinity;
       this.bytesSentUnvalidated += this.serverHello.length;
       this.stats_.bytesSent += this.serverHello.length;
       return { remote: this.remote, bytes: this.serverHello };
