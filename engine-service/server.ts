@@ -7,7 +7,7 @@ import { addressKey, monotonicMs } from '../core/udp-driver';
 import { CloseCode, Connection } from '../protocol/connection';
 import { PacketType, destinationConnectionId, parseClientHello, protocolVersion } from '../protocol/packet';
 import type { Logger } from './log';
-import { EngineSession, type SessionDeps } from './session';
+import { EngineSession, earlyCreditBytes, type SessionDeps } from './session';
 
 export interface EngineOptions {
   host: string;
@@ -211,6 +211,7 @@ export class EngineServer {
         ratePolicy: ticket.ratePolicy,
         maxRateKbps: ticket.maxRateKbps,
         minRateKbps: Math.min(ticket.minRateKbps, ticket.maxRateKbps),
+        initialMaxDataBytes: ticket.direction === 'send' ? Math.min(earlyCreditBytes, this.deps.maxBufferedBytes) : 0,
       },
     });
     const id = connectionId.toString('hex');

@@ -29,6 +29,11 @@ export interface ConnectionConfig {
   initialRateKbps: number;
   /** Sender: data written but not yet acknowledged, at most. */
   sendBufferBytes: number;
+  /**
+   * Server, as the data receiver: flow credit granted in the ServerHello (0: none until the application's
+   * first setMaxData). The client may then send data with its first packets instead of a round trip later.
+   */
+  initialMaxDataBytes: number;
   /** Receiver: longest an ACK may wait. */
   maxAckDelayMs: number;
   /** Packets sent under one key before a key update (tests lower it to exercise updates). */
@@ -44,6 +49,7 @@ export const defaultConnectionConfig: ConnectionConfig = {
   minRateKbps: 0,
   initialRateKbps: 10_000,
   sendBufferBytes: 64 * 1024 * 1024,
+  initialMaxDataBytes: 0,
   maxAckDelayMs: 5,
   packetsPerKey,
 };
@@ -145,7 +151,7 @@ const maxControlMessageBytes = 256 * 1024;
 const helloRetryMs = 500;
 /**
  * Each hello (ClientHello, ServerHello) goes out twice in a row: a lost one costs a retry timer (0.5–1 s)
- * and a copy 1.2 kB or 65 B. At 10 % loss each way a handshake then needs a retry about 2 % of the time,
+ * and a copy 1.2 kB or 72 B. At 10 % loss each way a handshake then needs a retry about 2 % of the time,
  * not 19 %.
  */
 const helloCopies = 2;
@@ -200,6 +206,8 @@ export class Connection implements FrameVisitor {
   private helloAttempts = 0;
   /** Copies of the hello just sent still to send (see `helloCopies`). */
   private helloCopiesLeft = 0;
+  /** Client: when the first ClientHello went out, for the handshake's RTT sample. */
+  private firstHelloSentMs = 0;
   private handshakeDeadlineMs = 0;
   private addressValidated: boolean;
   private bytesReceivedUnvalidated = 0;
@@ -308,9 +316,11 @@ export class Connection implements FrameVisitor {
     this.lastSendMs = now;
     this.state = side.role === 'client' ? 'handshake' : 'connected';
     this.addressValidated = side.role === 'client';
-    // No data before the receiver's first MAX_DATA: it decides what it can hold (e.g. after resume).
+    // No data before the receiver's first MAX_DATA (a server's may come in its ServerHello): it decides
+    // what it can hold (e.g. after resume).
     this.peerMaxData = 0;
-    this.localMaxData = 0;
+    this.localMaxData = side.role === 'server' ? side.config.initialMaxDataBytes : 0;
+    this.advertisedMaxData = this.localMaxData;
     this.rate = new RateController(
       side.config.ratePolicy,
       { minBps: kbpsToBps(side.config.minRateKbps), maxBps: kbpsToBps(side.config.maxRateKbps) },
@@ -382,6 +392,11 @@ export class Connection implements FrameVisitor {
 
   get isConnected(): boolean {
     return this.state === 'connected';
+  }
+
+  /** Sender: the stream offset the peer's flow credit (MAX_DATA) lets this side send up to. */
+  get sendLimit(): number {
+    return this.peerMaxData;
   }
 
   get remoteAddress(): string {
@@ -555,8 +570,10 @@ export class Connection implements FrameVisitor {
     const pn = this.nextPacketNumber++;
     header.writeUInt16BE(0, at);
     header.writeUIntBE(pn, at + 2, 6);
+    // PARAMS (7 bytes) and MAX_DATA (7 bytes).
     const w = new FrameWriter(Buffer.alloc(16));
     w.params(this.config.maxDatagramBytes, this.config.idleTimeoutMs);
+    if (this.advertisedMaxData > 0) w.maxData(this.advertisedMaxData);
     const out = Buffer.alloc(header.length + w.at + tagBytes);
     header.copy(out);
     this.sendKey!.seal(pn, header, w.buf.subarray(0, w.at), out, header.length);
@@ -595,8 +612,15 @@ export class Connection implements FrameVisitor {
     this.lastReceiveMs = this.nowMs;
     this.recordReceivedPacket(pn, true);
     this.events.push({ type: 'connected' });
+    // The handshake is the first round trip, and startup's first round: data may go with the next
+    // packet (on a server's credit in this ServerHello), and it goes at the rate it would have reached
+    // had it waited a round trip for the manifest's ACK. Only an unambiguous sample: one hello sent.
+    if (this.helloAttempts === 1) this.rate.onAck(this.nowMs, this.updateRtt(this.nowMs - this.firstHelloSentMs, 0), 0);
     this.packetAckEliciting = false;
     if (!parseFrames(plain, this)) this.protocolError('malformed ServerHello');
+    // Credit in the ServerHello: the server is still starting the session (resume state, checks) while
+    // the first data arrives, and its ACKs wait on that. Its next MAX_DATA says it is ready.
+    if (this.peerMaxData > 0) this.rate.awaitPeer();
     // Answer at once: the ACK proves to the server that we hold the keys.
     this.ackDueMs = this.nowMs;
   }
@@ -740,7 +764,9 @@ export class Connection implements FrameVisitor {
 
   maxData(offset: number): void {
     this.packetAckEliciting = true;
-    if (offset > this.peerMaxData) this.peerMaxData = offset;
+    if (offset <= this.peerMaxData) return;
+    if (this.peerMaxData > 0) this.rate.peerReady();
+    this.peerMaxData = offset;
   }
 
   closeFrame(code: number, reason: string): void {
@@ -1123,6 +1149,7 @@ export class Connection implements FrameVisitor {
         if (this.clientHello && (now >= this.helloDueMs || this.helloCopiesLeft > 0)) {
           if (!this.isHelloCopy()) {
             this.helloAttempts += 1;
+            if (this.helloAttempts === 1) this.firstHelloSentMs = now;
             // Back off to once a second, not four: ten tries fit the 10 s handshake timeout, not five,
             // so a lossy path or a few seconds' outage does not fail the connect (2.4 kB/s is nothing).
             this.helloDueMs = now + helloRetryMs * 2 ** Math.min(this.helloAttempts - 1, 1);

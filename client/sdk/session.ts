@@ -222,8 +222,19 @@ async function runUpload(
   const done = new Set<number>();
   const fileErrors: SessionFileError[] = [];
   let have = new RangeSet();
+  let haveKnown = false;
   let haveReceived: () => void = () => undefined;
   const haveArrived = new Promise<void>((r) => (haveReceived = r));
+  let connectedNow: () => void = () => undefined;
+  const connected = new Promise<void>((r) => (connectedNow = r));
+  /**
+   * Before `have` the engine's ServerHello credit lets data go with the manifest, a round trip sooner:
+   * only up to it, since what the engine already holds is not known yet (a resume re-sends at most that).
+   */
+  let earlyLimit = 0;
+  /** The end of what went out on that credit alone, from offset 0: bytes `have` lists there were sent again. */
+  let earlyEnd = 0;
+  const earlyHeldBytes = () => earlyEnd - have.gaps(0, earlyEnd).reduce((sum, [s, e]) => sum + e - s, 0);
   let writable: () => void = () => undefined;
   let finished: () => void = () => undefined;
   const allFinished = new Promise<void>((r) => (finished = r));
@@ -233,6 +244,8 @@ async function runUpload(
 
   const session = await openSession(spec, (event) => {
     if (event.type === 'connected') {
+      earlyLimit = session.driver.conn.sendLimit;
+      connectedNow();
       callbacks.onStatus('RUNNING');
       for (let i = 0; i < files.length || i === 0; i += maxFilesPerManifestMessage) {
         const batch = files.slice(i, i + maxFilesPerManifestMessage).map(({ index, path, size }) => ({ index, path, size }));
@@ -245,6 +258,7 @@ async function runUpload(
       if (message?.t === 'have') {
         have = new RangeSet();
         for (const [s, e] of message.ranges) have.add(s, e);
+        haveKnown = true;
         haveReceived();
       } else if (message?.t === 'done') {
         done.add(message.index);
@@ -259,7 +273,7 @@ async function runUpload(
   const send = session.send;
 
   const feed = async () => {
-    await Promise.race([haveArrived, session.closed]);
+    await Promise.race([connected, session.closed]);
     if (conn.isClosed) return;
     if (files.length === 0) finished();
     for (const file of files) {
@@ -275,15 +289,25 @@ async function runUpload(
             const { bytesRead } = await handle.read(partBytes, at, length, partStart + at);
             if (bytesRead !== length) throw new Error(`${file.localPath} changed size while being sent`);
             const chunkStart = start + partStart + at;
-            for (const [s, e] of have.gaps(chunkStart, chunkStart + length)) {
-              let offset = s;
-              while (offset < e) {
-                if (conn.isClosed) return;
-                const taken = conn.write(offset, partBytes.subarray(offset - start - partStart, e - start - partStart));
-                offset += taken;
-                session.driver.kick();
-                if (offset < e) await new Promise<void>((r) => (writable = r));
+            const chunkEnd = chunkStart + length;
+            for (let from = chunkStart; from < chunkEnd; ) {
+              if (!haveKnown && from >= earlyLimit) await Promise.race([haveArrived, session.closed]);
+              if (conn.isClosed) return;
+              const early = !haveKnown;
+              const to = early ? Math.min(chunkEnd, earlyLimit) : chunkEnd;
+              for (const [s, e] of have.gaps(from, to)) {
+                let offset = s;
+                while (offset < e) {
+                  if (conn.isClosed) return;
+                  const taken = conn.write(offset, partBytes.subarray(offset - start - partStart, e - start - partStart));
+                  offset += taken;
+                  // Chosen before `have` came, this range goes out whole even if `have` arrives meanwhile.
+                  if (early) earlyEnd = offset;
+                  session.driver.kick();
+                  if (offset < e) await new Promise<void>((r) => (writable = r));
+                }
               }
+              from = to;
             }
           }
           digests.push(partDigest(partBytes));
@@ -295,6 +319,7 @@ async function runUpload(
     }
     conn.endWrites();
   };
+  const bytesDoneNow = () => Math.min(layout.totalBytes, Math.max(0, have.total() + conn.stats().dataBytesAcked - earlyHeldBytes()));
   // A session that ends while the feeder waits for room must wake it, or the file stays open for ever.
   void session.closed.then(() => writable());
   const feeding = feed().catch((error: unknown) => {
@@ -311,13 +336,13 @@ async function runUpload(
     },
     progress: () => {
       const stats = conn.stats();
-      return { bytesDone: Math.min(layout.totalBytes, have.total() + stats.dataBytesAcked), bytesTotal: layout.totalBytes, rateKbps: stats.rateKbps, filesDone: done.size, filesTotal: files.length };
+      return { bytesDone: bytesDoneNow(), bytesTotal: layout.totalBytes, rateKbps: stats.rateKbps, filesDone: done.size, filesTotal: files.length };
     },
     finished: allFinished,
   });
   const feedError = await feeding.then(() => undefined, (error: unknown) => error as Error);
   const bytesDone = layout.totalBytes;
-  callbacks.onProgress({ bytesDone: done.size === files.length ? bytesDone : Math.min(bytesDone, have.total() + conn.stats().dataBytesAcked), bytesTotal: bytesDone, rateKbps: 0, filesDone: done.size, filesTotal: files.length });
+  callbacks.onProgress({ bytesDone: done.size === files.length ? bytesDone : bytesDoneNow(), bytesTotal: bytesDone, rateKbps: 0, filesDone: done.size, filesTotal: files.length });
   if (callbacks.signal.aborted) return { status: 'CANCELED', bytesDone, filesDone: done.size, fileErrors };
   if (done.size === files.length) return { status: 'COMPLETED', bytesDone, filesDone: done.size, fileErrors };
   const error = feedError ? { code: 'LocalReadError', message: feedError.message } : fileErrors.length > 0 ? { code: 'FilesFailed', message: `${fileErrors.length} file(s) failed` } : closeError(spec, closed.code, closed.reason);

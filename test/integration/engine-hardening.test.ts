@@ -14,15 +14,18 @@ import { Keyring } from '../../core/token';
 import { addressKey, ConnectionDriver } from '../../core/udp-driver';
 import type { Logger } from '../../engine-service/log';
 import { EngineServer } from '../../engine-service/server';
+import { earlyCreditBytes } from '../../engine-service/session';
 import { CloseCode, Connection } from '../../protocol/connection';
 import { PacketType, connectionIdBytes, encodeClientHello, protocolVersion } from '../../protocol/packet';
+import { checksumOf, decodeControl, encodeControl, type ControlMessage } from '../../protocol/transfer';
 import { createTestApi, type TestApi } from '../support/harness';
 import { createBucket, readObject, testBytes } from '../support/s3';
 
 /**
  * The engine in-process against s3rver and dynalite, with the session-start storage calls counted: token
  * replays (a sealed token is a bearer credential) must not fill the session table, touch storage or get
- * more than a ServerHello (twice) each; refused hellos must not flood the log; /health reports why.
+ * more than a ServerHello (twice) each; refused hellos must not flood the log; /health reports why. And
+ * data that comes on the ServerHello's credit before the engine knows the manifest is held, not refused.
  */
 const unprovenTimeoutMs = 1_000;
 const maxUnprovenSessions = 4;
@@ -222,6 +225,55 @@ describe('/health', () => {
     await until(async () => closed && (await health()).sessions === 0, 'the session to end');
     const after = await health();
     expect(Number(after.packetsDroppedForged) - Number(before.packetsDroppedForged)).toBe(5);
+    driver.stop();
+    socket.close();
+  });
+});
+
+describe('the engine before it knows what an upload already stored', () => {
+  it('holds data sent before the manifest on the ServerHello credit, and stores it once it knows what is durable', async () => {
+    const data = testBytes(3 * 1024 * 1024 + 17, 41);
+    const spec = await uploadSpec('early.bin', data.length);
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    const conn = Connection.connect(performance.now(), addressKey('127.0.0.1', engine.udpPort), {
+      token: spec.token,
+      secret: Buffer.from(spec.slipstream.session_secret, 'base64url'),
+      connectionId: randomBytes(8),
+      nonce: randomBytes(16),
+    });
+    let creditAtConnect = -1;
+    const controls: ControlMessage[] = [];
+    let closed = false;
+    const driver = new ConnectionDriver(conn, socket, (event) => {
+      if (event.type === 'connected') creditAtConnect = conn.sendLimit;
+      if (event.type === 'control') controls.push(decodeControl(event.message)!);
+      closed ||= event.type === 'closed';
+    });
+    socket.on('message', (bytes, rinfo) => driver.input(bytes, addressKey(rinfo.address, rinfo.port)));
+    driver.service();
+    await until(async () => conn.isConnected, 'the handshake');
+    expect(creditAtConnect).toBe(earlyCreditBytes);
+
+    // Everything offered at once and no manifest yet: the credit lets its first 2 MiB go, and no more.
+    conn.write(0, data);
+    conn.endWrites();
+    driver.kick();
+    await until(async () => conn.stats().dataBytesAcked === earlyCreditBytes, 'the early bytes acknowledged');
+    await sleep(200);
+    expect(conn.stats().dataBytesAcked).toBe(earlyCreditBytes);
+    expect(controls).toEqual([]);
+
+    conn.sendControl(encodeControl({ t: 'files', files: [{ index: 0, path: 'early.bin', size: data.length }], final: true }));
+    conn.sendControl(encodeControl({ t: 'sum', index: 0, sha256: checksumOf(data) }));
+    driver.kick();
+    await until(async () => controls.some((m) => m.t === 'done'), 'the engine to commit the file');
+    expect(controls[0]).toEqual({ t: 'have', ranges: [] });
+    expect(controls.some((m) => m.t === 'file-error')).toBe(false);
+    expect((await readObject(inject('s3rver'), bucket, 'early.bin-dir/early.bin')).equals(data)).toBe(true);
+    conn.close(CloseCode.done, 'transfer complete');
+    driver.kick();
+    await until(async () => closed, 'the close');
     driver.stop();
     socket.close();
   });

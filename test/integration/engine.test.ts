@@ -98,9 +98,13 @@ describe('the UDP engine on loopback', () => {
     const durableBefore = (await parts.allParts(spec.slipstream.transfer_id)).map((p) => p.partNumber);
     expect(durableBefore.length).toBeGreaterThanOrEqual(2);
 
-    const result = await runUdpSession(spec, { direction: 'upload', files: job }, quiet());
+    const progress: number[] = [];
+    const result = await runUdpSession(spec, { direction: 'upload', files: job }, { ...quiet(), onProgress: (p) => progress.push(p.bytesDone) });
     expect(result.status).toBe('COMPLETED');
     expect((await readObject(s3rverTarget(), 'local', 'resume-client/r.bin')).equals(data)).toBe(true);
+    // Bytes sent before `have` on the ServerHello credit that the engine already held count once.
+    expect(progress.every((bytes, i) => i === 0 || bytes >= progress[i - 1]!)).toBe(true);
+    expect(progress.at(-1)).toBe(data.length);
     const after = await parts.allParts(spec.slipstream.transfer_id);
     expect(after.map((p) => p.partNumber).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6]);
     // Parts recorded before the kill keep their first record: they were not uploaded again.

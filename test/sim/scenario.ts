@@ -199,6 +199,8 @@ export function randomScenario(seed: number, long = false): Scenario {
     sendBufferBytes: r.chance(0.3) ? defaultConnectionConfig.sendBufferBytes : Math.round(r.logRange(16 * KiB, 64 * MiB)),
   };
   const windowBytes = Math.round(r.logRange(64 * KiB, 16 * MiB));
+  // The server's credit in its ServerHello (the engine grants one for uploads), within the receiver's window.
+  config.initialMaxDataBytes = r.chance(0.5) ? 0 : Math.round(r.logRange(1400, windowBytes));
 
   // Held ranges (resume): the receiver already has them, the sender skips them.
   const held: [number, number][] = [];
@@ -279,6 +281,7 @@ export function describeScenario(s: Scenario): string {
     `${s.config.ratePolicy}@${s.config.maxRateKbps}kbps`,
     `init=${s.config.initialRateKbps}kbps`,
     `win=${fmtBytes(s.windowBytes)}`,
+    `credit=${fmtBytes(s.config.initialMaxDataBytes)}`,
     `sndbuf=${fmtBytes(s.config.sendBufferBytes)}`,
     `write=${s.writeMode}/${fmtBytes(s.writeChunkBytes)}${s.endWrites ? '' : '/no-end'}`,
     blackouts.length ? `blackouts=${blackouts.join(',')}` : '',

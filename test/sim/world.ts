@@ -194,8 +194,9 @@ class World {
     }
     if (at < s.sizeBytes) this.segments.push([at, s.sizeBytes]);
     this.got = Buffer.alloc(s.sizeBytes);
-    // The core lets the peer send nothing before the receiver's first MAX_DATA.
-    this.advertised = 0;
+    // The core lets the peer send nothing before the receiver's first MAX_DATA; an upload's receiver is
+    // the server, whose ServerHello may carry one before its application grants any.
+    this.advertised = s.direction === 'upload' ? s.config.initialMaxDataBytes : 0;
   }
 
   run(): RunResult {
