@@ -114,6 +114,33 @@ describe('rate control', () => {
     expect(lowestLateBps).toBeGreaterThanOrEqual(0.45 * capacityBps);
   });
 
+  it('holds startup, never leaves it, while the receiver is still starting the session', () => {
+    // A 50 ms path; after the handshake's sample, the receiver's ACKs wait on its session start for
+    // 700 ms (RTT samples 250 ms longer, little delivered), then it is ready.
+    const capacityBps = 25_000_000;
+    const runStall = (awaitPeer: boolean) => {
+      const rate = new RateController('fair', { minBps: 0, maxBps: capacityBps }, 1_250_000);
+      if (awaitPeer) rate.awaitPeer();
+      rate.onAck(0, 50, 0);
+      let lowestBps = Infinity;
+      for (let now = 1; now < 1_500; now += 1) {
+        if (now === 700) rate.peerReady();
+        const stalled = now < 700;
+        rate.onAck(now, stalled ? 300 : 50, stalled ? 100 : rate.rateBps / 1000);
+        lowestBps = Math.min(lowestBps, rate.rateBps);
+      }
+      return { rate, lowestBps };
+    };
+    const held = runStall(true);
+    expect(held.lowestBps).toBe(2_500_000);
+    expect(held.rate.rateBps).toBe(capacityBps);
+    // Without being told, startup leaves on the stall and drains to the little delivered (50 kB/s), and
+    // grows back at a few % per decision.
+    const unheld = runStall(false);
+    expect(unheld.lowestBps).toBeLessThan(100_000);
+    expect(unheld.rate.rateBps).toBeLessThan(0.01 * capacityBps);
+  });
+
   it('low yields to the same flow instead of competing', () => {
     const r = run('low', link({ baseRttMs: 50, bufferMs: 50, competitor: { fromMs: 4_000, toMs: 14_000, queueMs: 45 } }), 14_000);
     expect(r.modes.has('competing')).toBe(false);
