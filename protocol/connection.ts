@@ -91,6 +91,8 @@ export interface ConnectionStats {
   packetsSent: number;
   packetsReceived: number;
   packetsLost: number;
+  /** Packets declared lost and acknowledged later (reordering). */
+  spuriousLosses: number;
   /** Ack-eliciting packets the peer acknowledged: proof the path works in the sending direction. */
   packetsAcked: number;
   bytesSent: number;
@@ -139,6 +141,14 @@ interface PathProbe {
 
 const packetThreshold = 3;
 const timeThreshold = 9 / 8;
+/**
+ * Reordering (RACK, RFC 8985): a packet declared lost whose ACK comes later was only late. Each such one
+ * widens the loss thresholds: the packet threshold to the reordering seen (at most this many packets),
+ * and the time threshold by a quarter of the min RTT (at most one smoothed RTT). A lost packet's record
+ * is kept this many smoothed RTTs to notice it.
+ */
+const maxReorderPackets = 1024;
+const keepLostRtts = 2;
 const initialRttMs = 100;
 /** Second copies of re-sent blocks in the tail (`endWrites`) cost at most this share of the stream. */
 const tailCopyShare = 0.01;
@@ -194,7 +204,7 @@ export class Connection implements FrameVisitor {
 
   private readonly events: ConnectionEvent[] = [];
   private readonly stats_: ConnectionStats = {
-    packetsSent: 0, packetsReceived: 0, packetsLost: 0, packetsAcked: 0, bytesSent: 0, bytesReceived: 0, dataBytesSent: 0,
+    packetsSent: 0, packetsReceived: 0, packetsLost: 0, spuriousLosses: 0, packetsAcked: 0, bytesSent: 0, bytesReceived: 0, dataBytesSent: 0,
     dataBytesRetransmitted: 0, dataBytesDelivered: 0, dataBytesAcked: 0, droppedForged: 0, droppedReplayed: 0, droppedMalformed: 0,
     srttMs: 0, minRttMs: 0, rateKbps: 0, rateMode: 'startup', queueDelayMs: 0, bytesInFlight: 0,
   };
@@ -238,6 +248,9 @@ export class Connection implements FrameVisitor {
   private srttMs = 0;
   private rttVarMs = initialRttMs / 2;
   private minRttMs = Infinity;
+  /** Loss thresholds widened by reordering seen (see `maxReorderPackets`). */
+  private reorderPackets = packetThreshold;
+  private reorderWindowMs = 0;
   private readonly rate: RateController;
   private readonly pacer: Pacer;
   private probesDue = 0;
@@ -853,6 +866,7 @@ export class Connection implements FrameVisitor {
       for (let pn = Math.max(start, this.sentFloor); pn < end; pn += 1) {
         const packet = this.sent[pn - this.sentBase];
         if (!packet || packet.state === 'acked') continue;
+        if (packet.state === 'lost') this.onSpuriousLoss(pn);
         if (packet.state === 'inflight' && packet.ackEliciting) this.bytesInFlight -= packet.sizeBytes;
         packet.state = 'acked';
         newlyAckedBytes += packet.sizeBytes;
@@ -884,7 +898,7 @@ export class Connection implements FrameVisitor {
     }
     this.ptoCount = 0;
     this.detectLoss(now);
-    this.compactSent();
+    this.compactSent(now);
     this.freeAckedChunks();
   }
 
@@ -910,6 +924,14 @@ export class Connection implements FrameVisitor {
     if (c) for (let i = 0; i < c.length; i += 2) this.controlAcked.add(c[i]!, c[i + 1]!);
   }
 
+  /** A packet declared lost was acknowledged: it was late, not lost. */
+  private onSpuriousLoss(pn: number): void {
+    this.stats_.spuriousLosses += 1;
+    this.reorderPackets = Math.min(maxReorderPackets, Math.max(this.reorderPackets, this.largestAcked - pn + 1));
+    const srtt = this.srttMs || initialRttMs;
+    this.reorderWindowMs = Math.min(srtt, this.reorderWindowMs + (Number.isFinite(this.minRttMs) ? this.minRttMs : srtt) / 4);
+  }
+
   private onPacketLost(packet: SentPacket): void {
     this.stats_.packetsLost += 1;
     this.rate.onLoss(packet.timeSentMs);
@@ -928,7 +950,7 @@ export class Connection implements FrameVisitor {
   }
 
   private lossDelayMs(): number {
-    return Math.max(timeThreshold * Math.max(this.srttMs || initialRttMs, this.latestRtt()), 1);
+    return Math.max(timeThreshold * Math.max(this.srttMs || initialRttMs, this.latestRtt()) + this.reorderWindowMs, 1);
   }
 
   private latestRtt(): number {
@@ -945,9 +967,9 @@ export class Connection implements FrameVisitor {
       // Compare the same sum pollTimeout() arms the timer with (not now − delay): with fractional
       // times the two can round apart, and the timer would fire at `now` forever with nothing lost.
       const lostAtMs = packet.timeSentMs + lossDelay;
-      if (this.largestAcked - pn >= packetThreshold || lostAtMs <= now) {
+      if (this.largestAcked - pn >= this.reorderPackets || lostAtMs <= now) {
+        // The record stays a while: an ACK of it later reveals reordering (see `maxReorderPackets`).
         this.onPacketLost(packet);
-        this.sent[pn - this.sentBase] = undefined;
       } else {
         keep.push(pn);
         this.lossTimeMs = this.lossTimeMs === undefined ? lostAtMs : Math.min(this.lossTimeMs, lostAtMs);
@@ -956,9 +978,13 @@ export class Connection implements FrameVisitor {
     this.suspects = keep;
   }
 
-  private compactSent(): void {
+  private compactSent(now: number): void {
     let drop = this.sentFloor - this.sentBase;
-    while (drop < this.sent.length && this.sent[drop] === undefined) drop += 1;
+    const lostBeforeMs = now - keepLostRtts * (this.srttMs || initialRttMs);
+    for (; drop < this.sent.length; drop += 1) {
+      const packet = this.sent[drop];
+      if (packet !== undefined && (packet.state !== 'lost' || packet.timeSentMs >= lostBeforeMs)) break;
+    }
     this.sentFloor = this.sentBase + drop;
     if (drop > 1024 || drop === this.sent.length) {
       this.sent.splice(0, drop);
