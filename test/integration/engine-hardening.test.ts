@@ -103,6 +103,19 @@ async function replayer(): Promise<{ socket: Socket; replies: Buffer[]; sentByte
   return r;
 }
 
+/** A bound socket and a client connection for `spec`, not yet driven. */
+async function clientFor(spec: TransferSpec): Promise<{ socket: Socket; conn: Connection }> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const conn = Connection.connect(performance.now(), addressKey('127.0.0.1', engine.udpPort), {
+    token: spec.token,
+    secret: Buffer.from(spec.slipstream.session_secret, 'base64url'),
+    connectionId: randomBytes(8),
+    nonce: randomBytes(16),
+  });
+  return { socket, conn };
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
@@ -196,14 +209,7 @@ describe('/health', () => {
   it("counts the packets sessions dropped, the sessions' that ended included", async () => {
     const spec = await uploadSpec('drops.bin', 10);
     const before = await health();
-    const socket = createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-    const conn = Connection.connect(performance.now(), addressKey('127.0.0.1', engine.udpPort), {
-      token: spec.token,
-      secret: Buffer.from(spec.slipstream.session_secret, 'base64url'),
-      connectionId: randomBytes(8),
-      nonce: randomBytes(16),
-    });
+    const { socket, conn } = await clientFor(spec);
     let serverId: Buffer | undefined;
     let closed = false;
     const driver = new ConnectionDriver(conn, socket, (event) => (closed ||= event.type === 'closed'));
@@ -234,14 +240,7 @@ describe('the engine before it knows what an upload already stored', () => {
   it('holds data sent before the manifest on the ServerHello credit, and stores it once it knows what is durable', async () => {
     const data = testBytes(3 * 1024 * 1024 + 17, 41);
     const spec = await uploadSpec('early.bin', data.length);
-    const socket = createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-    const conn = Connection.connect(performance.now(), addressKey('127.0.0.1', engine.udpPort), {
-      token: spec.token,
-      secret: Buffer.from(spec.slipstream.session_secret, 'base64url'),
-      connectionId: randomBytes(8),
-      nonce: randomBytes(16),
-    });
+    const { socket, conn } = await clientFor(spec);
     let creditAtConnect = -1;
     const controls: ControlMessage[] = [];
     let closed = false;
