@@ -75,6 +75,18 @@ const lowGrowth = 0.04;
 const probeGrowth = 0.02;
 const nearBottleneckShare = 0.9;
 const pastBottleneckShare = 1.1;
+/** The most of a ServerHello's credit startup's first round sends within one round trip (see `awaitPeer`). */
+const firstFlightMaxBytes = 2 * 1024 * 1024;
+/** Delivery grew in a startup round when it rose by this factor over the best round before. */
+const fullPipeGrowth = 1.25;
+/**
+ * Overflow: loss above the random rate by this share of the interval's packets (delay mode), or by
+ * `startupOverflowMarginShare` in startup, once startup's random-loss estimate rests on
+ * `startupLossSamplePackets`. A rate past the bottleneck by a factor g loses 1 − 1/g of what it sends.
+ */
+const overflowMarginShare = 0.005;
+const startupOverflowMarginShare = 0.05;
+const startupLossSamplePackets = 200;
 /** A queue above the target is drained by sending at most this share below the delivery rate. */
 const maxDrainShare = 0.5;
 /** Overflow loss makes the delay mode back off by this factor, as a loss-based flow would. */
@@ -153,9 +165,17 @@ export class RateController {
     this.modeNow = policy === 'fixed' || policy === 'low' ? 'delay' : 'startup';
   }
 
-  /** The receiver granted credit before it was ready (see `peerStarting`). */
-  awaitPeer(): void {
+  /**
+   * The receiver granted `creditBytes` before it was ready (see `peerStarting`). With the handshake's
+   * round trip known, startup's first round sends that credit (up to `firstFlightMaxBytes`) over one
+   * round trip if that is faster than the rate so far: the receiver has room for it, and at 10 Mbit/s a
+   * 300 ms path took four more doublings to reach 200 Mbit/s.
+   */
+  awaitPeer(creditBytes: number, handshakeRttMs: number | undefined): void {
     this.peerStarting = true;
+    if (this.modeNow !== 'startup' || handshakeRttMs === undefined || handshakeRttMs <= 0) return;
+    const firstFlightBps = (Math.min(creditBytes, firstFlightMaxBytes) * 1000) / handshakeRttMs;
+    this.rateBps = clamp(Math.max(this.rateBps, firstFlightBps), this.bounds.minBps, this.bounds.maxBps);
   }
 
   peerReady(): void {
@@ -251,14 +271,23 @@ export class RateController {
     // explains (4 standard deviations above its long-run rate, and 0.5 % of the packets).
     const n = this.lostSinceUpdate + this.ackedPacketsEstimate(deliveredBps, elapsedMs);
     const p = this.randomLossFraction;
-    const overflow = this.lostSinceUpdate >= 3 && this.lostSinceUpdate > p * n + 4 * Math.sqrt(Math.max(p, 0.0005) * n) + 0.005 * n;
+    const overflow = lostAboveRandom(this.lostSinceUpdate, n, p, overflowMarginShare);
     if (this.modeNow !== 'startup' && overflow) this.congestionLossSeen = true;
+    // In startup, a round that delivered no more than the best so far and lost far more than the path's
+    // random loss: the rate passed the bottleneck and a buffer too shallow to show the queue (under half
+    // the target) overflows. Waiting for three rounds without growth doubled the rate twice more into it
+    // (sim, 32 MiB at 300 ms into 100 Mbit/s with a 30 ms buffer, target 1 Gbit/s: 2.2× the data sent).
+    const startupOverflow =
+      this.modeNow === 'startup' &&
+      this.startupLoss.packets >= startupLossSamplePackets &&
+      deliveredBps < this.fullPipeBps * fullPipeGrowth &&
+      lostAboveRandom(this.lostSinceUpdate, n, p, startupOverflowMarginShare);
     // Startup takes the share lost over all its intervals until its overshoot builds a queue (whose
     // overflow is not random): an estimate still short of the path's loss when startup ends reads the
     // ordinary loss of the next intervals as overflows (300 ms / 5 %: a × 0.7 cut seconds in). Later an
     // interval read as an overflow barely moves the estimate.
     if (this.modeNow === 'startup') {
-      if (queueMs < target / 2) {
+      if (queueMs < target / 2 && !startupOverflow) {
         this.startupLoss.lost += this.lostSinceUpdate;
         this.startupLoss.packets += n;
         this.randomLossFraction = this.startupLoss.lost / Math.max(1, this.startupLoss.packets);
@@ -281,13 +310,13 @@ export class RateController {
 
     if (this.modeNow === 'startup') {
       // The pipe is full when delivery stops growing, queue or no queue (BBR's full-pipe test).
-      if (deliveredBps >= this.fullPipeBps * 1.25) {
+      if (deliveredBps >= this.fullPipeBps * fullPipeGrowth) {
         this.fullPipeBps = deliveredBps;
         this.roundsWithoutGrowth = 0;
       } else {
         this.roundsWithoutGrowth += 1;
       }
-      if (queueMs < target / 2 && this.roundsWithoutGrowth < 3) {
+      if (queueMs < target / 2 && this.roundsWithoutGrowth < 3 && !startupOverflow) {
         this.rateBps = Math.min(this.rateBps * 2, this.bounds.maxBps);
         return;
       }
@@ -302,12 +331,12 @@ export class RateController {
       // first data, sent on the ServerHello's credit, arrives): hold the rate, and leave only if the
       // queue stands through the next interval too. Leaving on it read the stall as the bottleneck and
       // drained down to the little the first intervals delivered (bench:wan 10 ms: 2.2 s ramps).
-      if (this.minRttMs < confirmBelowRttMs && previousQueueMs < target / 2 && queueMs >= target / 2 && this.roundsWithoutGrowth < 3) return;
+      if (this.minRttMs < confirmBelowRttMs && previousQueueMs < target / 2 && queueMs >= target / 2 && this.roundsWithoutGrowth < 3 && !startupOverflow) return;
       this.modeNow = 'delay';
       // Leave startup at what the path takes, not at the overshoot that built the queue: the best
       // recent interval, as one whose ACKs a stall held back (common right at the exit) delivers little.
       this.rateBps =
-        this.roundsWithoutGrowth >= 3 ? maxDeliveredBps : Math.min(this.rateBps, Math.max(this.sendingCapacityBps(maxDeliveredBps), this.rateBps * 0.5));
+        this.roundsWithoutGrowth >= 3 ? maxDeliveredBps : startupOverflow ? this.sendingCapacityBps(maxDeliveredBps) : Math.min(this.rateBps, Math.max(this.sendingCapacityBps(maxDeliveredBps), this.rateBps * 0.5));
       this.bottleneckBps = this.sendingCapacityBps(maxDeliveredBps);
     } else if (queueMs >= target / 2) {
       // A queue stood, so the bottleneck was busy: what it delivered is its capacity.
@@ -383,6 +412,14 @@ export class RateController {
     this.recentQueuesMs.length = 0;
     this.delivered.length = 0;
   }
+}
+
+/**
+ * More packets lost than the random loss rate `p` explains: 4 standard deviations above it, plus a
+ * margin (a share of the `n` packets), and at least 3.
+ */
+function lostAboveRandom(lost: number, n: number, p: number, marginShare: number): boolean {
+  return lost >= 3 && lost > p * n + 4 * Math.sqrt(Math.max(p, 0.0005) * n) + marginShare * n;
 }
 
 export function clamp(value: number, min: number, max: number): number {

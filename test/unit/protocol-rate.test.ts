@@ -17,8 +17,9 @@ interface Path {
 
 const packetBytes = 1400;
 
-function run(policy: RatePolicy, path: Path, durationMs: number) {
-  const rate = new RateController(policy, { minBps: 0, maxBps: 2 * path.capacityBps }, 1_250_000);
+function run(policy: RatePolicy, path: Path, durationMs: number, maxBps = 2 * path.capacityBps) {
+  const rate = new RateController(policy, { minBps: 0, maxBps }, 1_250_000);
+  let overflowBytes = 0;
   let queueBytes = 0;
   let lossCarry = 0;
   let packetCarry = 0;
@@ -40,6 +41,7 @@ function run(policy: RatePolicy, path: Path, durationMs: number) {
       const bufferBytes = path.bufferMs * linkBytesPerMs;
       if (queueBytes > bufferBytes) {
         overflowPackets = (queueBytes - bufferBytes) / packetBytes;
+        overflowBytes += queueBytes - bufferBytes;
         queueBytes = bufferBytes;
       }
       deliveredBytes = Math.min(queueBytes, linkBytesPerMs);
@@ -66,7 +68,7 @@ function run(policy: RatePolicy, path: Path, durationMs: number) {
     const window = rates.filter((r) => r.atMs >= fromMs && r.atMs < toMs);
     return window.reduce((sum, r) => sum + r.rateBps, 0) / window.length;
   };
-  return { rate, modes, rates, meanBps };
+  return { rate, modes, rates, meanBps, overflowBytes };
 }
 
 const link = (overrides: Partial<Path> = {}): Path => ({ capacityBps: 12_500_000, baseRttMs: 100, bufferMs: 100, randomLoss: 0, ...overrides });
@@ -120,7 +122,7 @@ describe('rate control', () => {
     const capacityBps = 25_000_000;
     const runStall = (awaitPeer: boolean) => {
       const rate = new RateController('fair', { minBps: 0, maxBps: capacityBps }, 1_250_000);
-      if (awaitPeer) rate.awaitPeer();
+      if (awaitPeer) rate.awaitPeer(2 * 1024 * 1024, undefined);
       rate.onAck(0, 50, 0);
       let lowestBps = Infinity;
       for (let now = 1; now < 1_500; now += 1) {
@@ -139,6 +141,34 @@ describe('rate control', () => {
     const unheld = runStall(false);
     expect(unheld.lowestBps).toBeLessThan(100_000);
     expect(unheld.rate.rateBps).toBeLessThan(0.01 * capacityBps);
+  });
+
+  it("sends startup's first round on the receiver's credit, spread over the handshake's round trip", () => {
+    const rate = new RateController('fair', { minBps: 0, maxBps: 25_000_000 }, 1_250_000);
+    rate.onAck(0, 300, 0);
+    expect(rate.rateBps).toBe(2_500_000);
+    rate.awaitPeer(2 * 1024 * 1024, 300);
+    expect(rate.rateBps).toBeCloseTo((2 * 1024 * 1024 * 1000) / 300);
+    // Never more than 2 MiB in that round, and within the bounds.
+    const short = new RateController('fair', { minBps: 0, maxBps: 25_000_000 }, 1_250_000);
+    short.awaitPeer(64 * 1024 * 1024, 10);
+    expect(short.rateBps).toBe(25_000_000);
+    const big = new RateController('fair', { minBps: 0, maxBps: 1_000_000_000 }, 1_250_000);
+    big.awaitPeer(64 * 1024 * 1024, 300);
+    expect(big.rateBps).toBeCloseTo((2 * 1024 * 1024 * 1000) / 300);
+  });
+
+  it('leaves startup on a round that overflows a buffer too shallow to show a queue', () => {
+    // 100 Mbit/s, 100 ms, a 10 ms buffer (the queue never reaches half the 25 ms target), 1 % random
+    // loss; the target is 20 times the link.
+    const path = { capacityBps: 12_500_000, baseRttMs: 100, bufferMs: 10, randomLoss: 0.01 };
+    const r = run('fair', path, 5_000, 20 * path.capacityBps);
+    const leftAtMs = r.rates.find((x) => x.mode !== 'startup')!.atMs;
+    expect(leftAtMs).toBeLessThan(1_500);
+    // What overflowed: the two rounds before the loss showed (5.3 MB); waiting for 3 rounds without
+    // growth doubled into the buffer twice more (40 MB).
+    expect(r.overflowBytes).toBeLessThan(8_000_000);
+    expect(r.meanBps(3_000, 5_000)).toBeGreaterThan(0.8 * path.capacityBps);
   });
 
   it('low yields to the same flow instead of competing', () => {
