@@ -171,6 +171,33 @@ describe('rate control', () => {
     expect(r.meanBps(3_000, 5_000)).toBeGreaterThan(0.8 * path.capacityBps);
   });
 
+  it('reads no ordinary loss as an overflow before its loss estimate rests on enough packets', () => {
+    // A 10 ms path at the target (200 Mbit/s) with 5 % random loss. Startup's first round runs at the
+    // target on the credit, and the receiver falls behind for its first 100 ms (queue readings of 20 ms):
+    // startup leaves on them before any interval without a queue taught it the path's loss.
+    const maxBps = 25_000_000;
+    const rate = new RateController('fair', { minBps: 0, maxBps }, 1_250_000);
+    rate.onAck(0, 10, 0);
+    rate.awaitPeer(2 * 1024 * 1024, 10);
+    rate.peerReady();
+    let lossCarry = 0;
+    let leftAtMs = -1;
+    let lowestBps = Infinity;
+    for (let now = 1; now < 1_000; now += 1) {
+      const stalled = now < 100;
+      const packets = ((stalled ? 0.5 : 1) * maxBps) / 1000 / 1400;
+      lossCarry += packets * 0.05;
+      for (; lossCarry >= 1; lossCarry -= 1) rate.onLoss(now - 10);
+      rate.onAck(now, stalled ? 30 : 10, packets * 0.95 * 1400);
+      if (leftAtMs < 0 && rate.mode !== 'startup') leftAtMs = now;
+      if (leftAtMs >= 0) lowestBps = Math.min(lowestBps, rate.rateBps);
+    }
+    expect(leftAtMs).toBeLessThan(100);
+    // Read as overflows, the loss cut the rate by 0.7 every other decision, down to the floor.
+    expect(lowestBps).toBeGreaterThan(0.1 * maxBps);
+    expect(rate.rateBps).toBe(maxBps);
+  });
+
   it('low yields to the same flow instead of competing', () => {
     const r = run('low', link({ baseRttMs: 50, bufferMs: 50, competitor: { fromMs: 4_000, toMs: 14_000, queueMs: 45 } }), 14_000);
     expect(r.modes.has('competing')).toBe(false);
