@@ -27,10 +27,9 @@ import { createSocket } from 'node:dgram';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { createS3Client } from '../core/clients';
 import type { TransferSpec } from '../contracts';
-import { runUdpSession } from '../client/sdk/session';
+import { connectionFor, runUdpSession } from '../client/sdk/session';
 import { Keyring, type Ticket } from '../core/token';
 import { addressKey, ConnectionDriver } from '../core/udp-driver';
-import { Connection } from '../protocol/connection';
 import { connectionIdBytes, encodeClientHello, protocolVersion } from '../protocol/packet';
 import { encodeControl } from '../protocol/transfer';
 import { hostileTokens, UdpRelay, type SendStats } from './fuzz-lib';
@@ -431,12 +430,7 @@ async function hostilePeerProbe(stack: LocalStack, dir: string): Promise<void> {
     const spec = await uploadSpec(stack, { key: 'a.bin', size: 100, destinationRoot: '/fuzz-hostile' });
     const socket = createSocket('udp4');
     await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
-    const conn = Connection.connect(performance.now(), addressKey('127.0.0.1', engine.port), {
-      token: spec.token,
-      secret: Buffer.from(spec.slipstream.session_secret, 'base64url'),
-      connectionId: randomBytes(8),
-      nonce: randomBytes(16),
-    });
+    const conn = connectionFor(spec, addressKey('127.0.0.1', engine.port));
     let closed: string | undefined;
     const driver = new ConnectionDriver(conn, socket, (event) => {
       if (event.type === 'connected') {

@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import type { TransferSpec } from '../../contracts';
 import { addressKey, ConnectionDriver, monotonicMs } from '../../core/udp-driver';
 import { localPathFor } from './files';
-import { CloseCode, Connection, type ConnectionEvent, type ConnectionStats } from '../../protocol/connection';
+import { CloseCode, Connection, type ConnectionConfig, type ConnectionEvent, type ConnectionStats } from '../../protocol/connection';
 import { RangeSet } from '../../protocol/ranges';
 import {
   compositeChecksum,
@@ -46,6 +46,17 @@ interface Session {
   send(message: ControlMessage): void;
 }
 
+/** A client connection to `remote` with the spec's token and session secret, a fresh connection id and nonce. */
+export function connectionFor(spec: TransferSpec, remote: string, config?: Partial<ConnectionConfig>): Connection {
+  return Connection.connect(performance.now(), remote, {
+    token: spec.token,
+    secret: Buffer.from(spec.slipstream.session_secret, 'base64url'),
+    connectionId: randomBytes(8),
+    nonce: randomBytes(16),
+    ...(config ? { config } : {}),
+  });
+}
+
 async function openSession(
   spec: TransferSpec,
   onEvent: (event: ConnectionEvent) => void,
@@ -62,19 +73,13 @@ async function openSession(
   // protocol's own timers decide whether the peer is gone, so errors here are not fatal.
   socket.on('error', () => undefined);
   const remote = addressKey(address, spec.fasp_port);
-  const conn = Connection.connect(performance.now(), remote, {
-    token: spec.token,
-    secret: Buffer.from(spec.slipstream.session_secret, 'base64url'),
-    connectionId: randomBytes(8),
-    nonce: randomBytes(16),
-    config: {
-      ratePolicy: spec.rate_policy,
-      maxRateKbps: Math.max(1, spec.target_rate_kbps),
-      minRateKbps: Math.min(spec.min_rate_kbps, spec.target_rate_kbps),
-      ...(options.handshakeTimeoutMs ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
-      ...(options.datagramBytes ? { maxDatagramBytes: options.datagramBytes } : {}),
-      ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
-    },
+  const conn = connectionFor(spec, remote, {
+    ratePolicy: spec.rate_policy,
+    maxRateKbps: Math.max(1, spec.target_rate_kbps),
+    minRateKbps: Math.min(spec.min_rate_kbps, spec.target_rate_kbps),
+    ...(options.handshakeTimeoutMs ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
+    ...(options.datagramBytes ? { maxDatagramBytes: options.datagramBytes } : {}),
+    ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
   });
   let settle: (value: { code: number; reason: string; byPeer: boolean }) => void = () => undefined;
   let settleClosing: (value: { code: number; reason: string; byPeer: boolean }) => void = () => undefined;

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { runUdpSession } from '../../client/sdk/session';
+import { connectionFor, runUdpSession } from '../../client/sdk/session';
 import type { TransferSpec } from '../../contracts';
 import { BucketGuard } from '../../core/bucket-guard';
 import { createDocumentClient } from '../../core/clients';
@@ -107,13 +107,7 @@ async function replayer(): Promise<{ socket: Socket; replies: Buffer[]; sentByte
 async function clientFor(spec: TransferSpec): Promise<{ socket: Socket; conn: Connection }> {
   const socket = createSocket('udp4');
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const conn = Connection.connect(performance.now(), addressKey('127.0.0.1', engine.udpPort), {
-    token: spec.token,
-    secret: Buffer.from(spec.slipstream.session_secret, 'base64url'),
-    connectionId: randomBytes(8),
-    nonce: randomBytes(16),
-  });
-  return { socket, conn };
+  return { socket, conn: connectionFor(spec, addressKey('127.0.0.1', engine.udpPort)) };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
