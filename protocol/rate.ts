@@ -296,13 +296,12 @@ export class RateController {
     // overflow is not random): an estimate still short of the path's loss when startup ends reads the
     // ordinary loss of the next intervals as overflows (300 ms / 5 %: a × 0.7 cut seconds in). Later an
     // interval read as an overflow barely moves the estimate.
-    if (this.modeNow === 'startup' || !sampled) {
-      if (this.modeNow !== 'startup' || (queueMs < target / 2 && !startupOverflow)) {
-        this.lossSample.lost += this.lostSinceUpdate;
-        this.lossSample.packets += n;
-        this.randomLossFraction = this.lossSample.lost / Math.max(1, this.lossSample.packets);
-      }
-    } else {
+    const intoSample = this.modeNow === 'startup' ? queueMs < target / 2 && !startupOverflow : !sampled;
+    if (intoSample) {
+      this.lossSample.lost += this.lostSinceUpdate;
+      this.lossSample.packets += n;
+      this.randomLossFraction = this.lossSample.lost / Math.max(1, this.lossSample.packets);
+    } else if (this.modeNow !== 'startup') {
       this.randomLossFraction += (this.lostSinceUpdate / Math.max(1, n) - p) * (overflow ? 1 / 64 : 1 / 16);
     }
     this.lostSinceUpdate = 0;
