@@ -35,10 +35,12 @@ const progressIntervalMs = 1_000;
 const pumpBytes = 4 * 1024 * 1024;
 /**
  * Flow credit for an upload in the ServerHello: the client sends data with its manifest instead of a
- * round trip later, after `have`. At the initial 10 Mbit/s this lasts about 1.7 s, longer than that round
- * trip on any path; a resumed upload re-sends at most this much of what the engine holds.
+ * round trip later, after `have`, and startup's first round spends it over the handshake's round trip
+ * (at most at 168 Mbit/s, see protocol/rate.ts): 8 MiB keeps that rate up to 400 ms paths (2 MiB ran
+ * 300 ms paths at 56 Mbit/s, two doublings short of 200). A resumed upload re-sends at most this much of
+ * what the engine holds.
  */
-export const earlyCreditBytes = 2 * 1024 * 1024;
+export const earlyCreditBytes = 8 * 1024 * 1024;
 /** Control messages held while session start runs, at most: a whole manifest's batches and a few more. */
 const maxQueuedControl = Math.ceil(maxFilesPerTransfer / maxFilesPerManifestMessage) + 64;
 
@@ -79,6 +81,8 @@ export class EngineSession {
   private progressTimer: NodeJS.Timeout | undefined;
   private lastProgress = { atMs: Date.now(), bytes: 0 };
   private readonly startedAtMs = Date.now();
+  /** From a client's `sum` to the object in S3 (the last parts' uploads and CompleteMultipartUpload): time the client waits on storage. */
+  private slowestCommitMs = 0;
 
   constructor(
     readonly ticket: Ticket,
@@ -325,7 +329,9 @@ export class EngineSession {
 
   private async commit(index: number, sha256: string): Promise<void> {
     try {
+      const sumAtMs = Date.now();
       await this.sink!.commitFile(index, sha256);
+      this.slowestCommitMs = Math.max(this.slowestCommitMs, Date.now() - sumAtMs);
       this.filesDone.add(index);
       // Recorded before the client hears its last `done`: it may report success and exit at once.
       if (this.transferComplete()) await this.recordCompletedEarly();
@@ -475,6 +481,7 @@ export class EngineSession {
       reason,
       byPeer,
       durationMs: Date.now() - this.startedAtMs,
+      slowestCommitMs: this.slowestCommitMs,
       ...this.conn.stats(),
     });
     this.hooks.onEnded(this);

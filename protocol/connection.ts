@@ -151,12 +151,12 @@ const maxReorderPackets = 1024;
 const keepLostRtts = 2;
 const initialRttMs = 100;
 /**
- * Second copies of re-sent blocks in the tail (`endWrites`) cost at most this share of the stream; copies
- * of blocks re-sent for the first time take at most `tailFirstCopyShare` of it, so half the budget stays
- * for blocks lost twice.
+ * Copies of re-sent blocks in the tail (`endWrites`), two per block, cost at most this share of the
+ * stream; copies of blocks re-sent for the first time take at most `tailFirstCopyShare` of it, so a third
+ * of the budget stays for blocks lost again.
  */
-const tailCopyShare = 0.01;
-const tailFirstCopyShare = 0.005;
+const tailCopyShare = 0.015;
+const tailFirstCopyShare = 0.01;
 const maxPtoMs = 2_000;
 const ackEveryPackets = 16;
 const maxTrackedPnRanges = 256;
@@ -273,6 +273,8 @@ export class Connection implements FrameVisitor {
   private readonly retransmit = new RangeSet();
   /** Second copies of blocks re-sent in the tail (see `endWrites`), sent after the retransmissions. */
   private readonly tailCopies = new RangeSet();
+  /** The second copies of the same blocks, sent after the first copies. */
+  private readonly tailSecondCopies = new RangeSet();
   /** Blocks re-sent since the tail began: one re-sent again was lost twice, and gets a copy. */
   private readonly tailResent = new RangeSet();
   private tailCopiedBytes = 0;
@@ -1150,7 +1152,7 @@ export class Connection implements FrameVisitor {
 
   private hasDataToSend(): boolean {
     if (this.sendingPaused) return false;
-    if (!this.retransmit.isEmpty || !this.tailCopies.isEmpty) return true;
+    if (!this.retransmit.isEmpty || !this.tailCopies.isEmpty || !this.tailSecondCopies.isEmpty) return true;
     const next = this.unsent.min;
     return next !== undefined && next < this.peerMaxData;
   }
@@ -1325,7 +1327,13 @@ export class Connection implements FrameVisitor {
     const copies: number[] = [];
     const inTail = this.writesEnded && this.unsent.isEmpty;
     while (w.room > FrameWriter.streamFrameOverhead + 64) {
-      const queue = !this.retransmit.isEmpty ? this.retransmit : !this.tailCopies.isEmpty ? this.tailCopies : this.unsent;
+      const queue = !this.retransmit.isEmpty
+        ? this.retransmit
+        : !this.tailCopies.isEmpty
+          ? this.tailCopies
+          : !this.tailSecondCopies.isEmpty
+            ? this.tailSecondCopies
+            : this.unsent;
       const fromRetransmit = queue !== this.unsent;
       const next = queue.min;
       if (next === undefined) break;
@@ -1353,13 +1361,16 @@ export class Connection implements FrameVisitor {
         const again = this.tailResent.covers(start, end);
         if (!again) this.tailResent.add(start, end);
         const share = again ? tailCopyShare : tailFirstCopyShare;
-        if (this.tailCopiedBytes + end - start <= this.writtenEnd * share) {
+        if (this.tailCopiedBytes + 2 * (end - start) <= this.writtenEnd * share) {
           copies.push(start, end);
-          this.tailCopiedBytes += end - start;
+          this.tailCopiedBytes += 2 * (end - start);
         }
       }
     }
-    for (let i = 0; i < copies.length; i += 2) this.tailCopies.add(copies[i]!, copies[i + 1]!);
+    for (let i = 0; i < copies.length; i += 2) {
+      this.tailCopies.add(copies[i]!, copies[i + 1]!);
+      this.tailSecondCopies.add(copies[i]!, copies[i + 1]!);
+    }
     this.stats_.dataBytesSent += wrote;
   }
 

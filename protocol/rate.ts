@@ -75,8 +75,11 @@ const lowGrowth = 0.04;
 const probeGrowth = 0.02;
 const nearBottleneckShare = 0.9;
 const pastBottleneckShare = 1.1;
-/** The most of a ServerHello's credit startup's first round sends within one round trip (see `awaitPeer`). */
-const firstFlightMaxBytes = 2 * 1024 * 1024;
+/**
+ * Startup's first round on a ServerHello's credit is sent blind, before any ACK: at most this rate
+ * (2 MiB per 100 ms, 168 Mbit/s), whatever the credit and the round trip (see `awaitPeer`).
+ */
+const firstFlightMaxBps = (2 * 1024 * 1024 * 1000) / 100;
 /** Delivery grew in a startup round when it rose by this factor over the best round before. */
 const fullPipeGrowth = 1.25;
 /**
@@ -88,6 +91,8 @@ const fullPipeGrowth = 1.25;
 const overflowMarginShare = 0.005;
 const startupOverflowMarginShare = 0.05;
 const startupLossSamplePackets = 200;
+/** The most random loss the controller believes in: beyond it, loss is overflow. */
+const maxRandomLossShare = 0.5;
 const lossSampleMinPackets = 1000;
 /** A queue above the target is drained by sending at most this share below the delivery rate. */
 const maxDrainShare = 0.5;
@@ -121,6 +126,12 @@ export class RateController {
   private modeNow: RateMode;
   private lastUpdateMs = -Infinity;
   private ackedSinceUpdate = 0;
+  private dataAcked = false;
+  /**
+   * Of those, the bytes of packets sent since `judgeSentFromMs`: the losses of earlier ones are not
+   * counted, so neither are they, or the random-loss estimate after a cut read the path as lossless.
+   */
+  private judgedAckedSinceUpdate = 0;
   /** Delivery rates of the last decisions (bytes/s): a policer or shallow buffer drops, it never queues. */
   private readonly delivered: number[] = [];
   private fullPipeBps = 0;
@@ -172,14 +183,15 @@ export class RateController {
 
   /**
    * The receiver granted `creditBytes` before it was ready (see `peerStarting`). With the handshake's
-   * round trip known, startup's first round sends that credit (up to `firstFlightMaxBytes`) over one
-   * round trip if that is faster than the rate so far: the receiver has room for it, and at 10 Mbit/s a
-   * 300 ms path took four more doublings to reach 200 Mbit/s.
+   * round trip known, startup's first round sends that credit over one round trip (at most at
+   * `firstFlightMaxBps`) if that is faster than the rate so far: the receiver has room for it, and at
+   * 10 Mbit/s a 300 ms path took four more doublings to reach 200 Mbit/s. A cap on the rate, not on the
+   * bytes: the longer the path, the more a round holds at the same risk to a slower bottleneck.
    */
   awaitPeer(creditBytes: number, handshakeRttMs: number | undefined): void {
     this.peerStarting = true;
     if (this.modeNow !== 'startup' || handshakeRttMs === undefined || handshakeRttMs <= 0) return;
-    const firstFlightBps = (Math.min(creditBytes, firstFlightMaxBytes) * 1000) / handshakeRttMs;
+    const firstFlightBps = Math.min((creditBytes * 1000) / handshakeRttMs, firstFlightMaxBps);
     this.rateBps = clamp(Math.max(this.rateBps, firstFlightBps), this.bounds.minBps, this.bounds.maxBps);
   }
 
@@ -221,7 +233,7 @@ export class RateController {
 
   /** What the bottleneck takes from us, in sent bytes/s: the delivery rate plus the random loss on the way. */
   private sendingCapacityBps(deliveredBps: number): number {
-    return deliveredBps / (1 - Math.min(this.randomLossFraction, 0.5));
+    return deliveredBps / (1 - Math.min(this.randomLossFraction, maxRandomLossShare));
   }
 
   /**
@@ -239,16 +251,21 @@ export class RateController {
     return capacityBps * (1 - drainShare);
   }
 
-  private ackedPacketsEstimate(deliveredBps: number, elapsedMs: number): number {
-    return (deliveredBps * elapsedMs) / 1000 / packetBytesForTarget;
-  }
-
   /** One RTT sample (ms) from an ACK, and the bytes it newly acknowledged. */
   onAck(nowMs: number, rttSampleMs: number, ackedBytes: number): void {
     this.minRttMs = Math.min(this.minRttMs, rttSampleMs);
     this.recentRttMs = this.recentRttMs === 0 ? rttSampleMs : this.recentRttMs * 0.75 + rttSampleMs * 0.25;
+    if (ackedBytes > 0 && !this.dataAcked) {
+      // The first decision interval begins with the first data ACK: one before it delivered nothing by
+      // construction, and startup doubled blind on it (sim, 300 ms: 168 → 335 Mbit/s before any ACK of
+      // the first round) or, leaving, took that nothing for what the path delivers.
+      this.dataAcked = true;
+      this.lastUpdateMs = nowMs;
+    }
     this.ackedSinceUpdate += ackedBytes;
-    if (this.policy === 'fixed' || nowMs - rttSampleMs < this.judgeSentFromMs) return;
+    const judged = nowMs - rttSampleMs >= this.judgeSentFromMs;
+    if (judged) this.judgedAckedSinceUpdate += ackedBytes;
+    if (this.policy === 'fixed' || !judged) return;
     this.intervalMinRttMs = Math.min(this.intervalMinRttMs, rttSampleMs);
     // Decide about once per RTT.
     const interval = Math.max(decisionFloorMs, this.recentRttMs);
@@ -274,7 +291,8 @@ export class RateController {
 
     // A buffer that overflows drops a burst: more of this interval's packets than the path's random loss
     // explains (4 standard deviations above its long-run rate, and 0.5 % of the packets).
-    const n = this.lostSinceUpdate + this.ackedPacketsEstimate(deliveredBps, elapsedMs);
+    const n = this.lostSinceUpdate + this.judgedAckedSinceUpdate / packetBytesForTarget;
+    this.judgedAckedSinceUpdate = 0;
     const p = this.randomLossFraction;
     // Not before the random-loss estimate rests on `lossSampleMinPackets`: a startup whose first round
     // already ran at the target (10 ms paths, on the credit) saw a queue from its first interval while the
@@ -287,11 +305,16 @@ export class RateController {
     // random loss: the rate passed the bottleneck and a buffer too shallow to show the queue (under half
     // the target) overflows. Waiting for three rounds without growth doubled the rate twice more into it
     // (sim, 32 MiB at 300 ms into 100 Mbit/s with a 30 ms buffer, target 1 Gbit/s: 2.2× the data sent).
+    // And a round that lost more than `maxRandomLossShare` of its packets, with or without a sample: no
+    // path's random loss is that high, but a first round sent on a big credit far past the bottleneck loses
+    // that much. Into the sample, such a round read as 70 % random loss, and the overflows after it went
+    // unanswered for seconds (sim, 32 MiB at 300 ms into 50 Mbit/s, target 1 Gbit/s: 2.7× the data sent).
     const startupOverflow =
       this.modeNow === 'startup' &&
-      this.lossSample.packets >= startupLossSamplePackets &&
-      deliveredBps < this.fullPipeBps * fullPipeGrowth &&
-      lostAboveRandom(this.lostSinceUpdate, n, p, startupOverflowMarginShare);
+      ((this.lossSample.packets >= startupLossSamplePackets &&
+        deliveredBps < this.fullPipeBps * fullPipeGrowth &&
+        lostAboveRandom(this.lostSinceUpdate, n, p, startupOverflowMarginShare)) ||
+        (n >= startupLossSamplePackets && this.lostSinceUpdate > n * maxRandomLossShare));
     // Startup takes the share lost over all its intervals until its overshoot builds a queue (whose
     // overflow is not random): an estimate still short of the path's loss when startup ends reads the
     // ordinary loss of the next intervals as overflows (300 ms / 5 %: a × 0.7 cut seconds in). Later an

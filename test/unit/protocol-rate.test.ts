@@ -17,11 +17,18 @@ interface Path {
 
 const packetBytes = 1400;
 
-function run(policy: RatePolicy, path: Path, durationMs: number, maxBps = 2 * path.capacityBps) {
+function run(policy: RatePolicy, path: Path, durationMs: number, maxBps = 2 * path.capacityBps, firstFlightCreditBytes = 0) {
   const rate = new RateController(policy, { minBps: 0, maxBps }, 1_250_000);
+  if (firstFlightCreditBytes > 0) {
+    // The handshake's sample, then startup's first round on the ServerHello's credit; the receiver is ready.
+    rate.onAck(0, path.baseRttMs, 0);
+    rate.awaitPeer(firstFlightCreditBytes, path.baseRttMs);
+    rate.peerReady();
+  }
   let overflowBytes = 0;
   let queueBytes = 0;
   let lossCarry = 0;
+  let overflowCarry = 0;
   let packetCarry = 0;
   const acks: { atMs: number; rttMs: number; bytes: number; lost: number }[] = [];
   const modes = new Set<RateMode>();
@@ -51,11 +58,15 @@ function run(policy: RatePolicy, path: Path, durationMs: number, maxBps = 2 * pa
     packetCarry += deliveredBytes / packetBytes;
     const packets = Math.floor(packetCarry);
     packetCarry -= packets;
-    lossCarry += packets * path.randomLoss + overflowPackets;
-    const lost = Math.floor(lossCarry);
-    lossCarry -= lost;
+    // Random loss takes delivered packets; the overflow's never entered the queue.
+    lossCarry += packets * path.randomLoss;
+    const randomLost = Math.min(packets, Math.floor(lossCarry));
+    lossCarry -= randomLost;
+    overflowCarry += overflowPackets;
+    const overflowLost = Math.floor(overflowCarry);
+    overflowCarry -= overflowLost;
     const rttMs = path.baseRttMs + queueMs;
-    acks.push({ atMs: now + rttMs, rttMs, bytes: (packets - Math.min(lost, packets)) * packetBytes, lost });
+    acks.push({ atMs: now + rttMs, rttMs, bytes: (packets - randomLost) * packetBytes, lost: randomLost + overflowLost });
     while (acks.length > 0 && acks[0]!.atMs <= now) {
       const a = acks.shift()!;
       for (let i = 0; i < a.lost; i += 1) rate.onLoss(now - a.rttMs);
@@ -149,13 +160,17 @@ describe('rate control', () => {
     expect(rate.rateBps).toBe(2_500_000);
     rate.awaitPeer(2 * 1024 * 1024, 300);
     expect(rate.rateBps).toBeCloseTo((2 * 1024 * 1024 * 1000) / 300);
-    // Never more than 2 MiB in that round, and within the bounds.
-    const short = new RateController('fair', { minBps: 0, maxBps: 25_000_000 }, 1_250_000);
+    // Within the bounds, and never faster than 2 MiB per 100 ms however big the credit: that round is blind.
+    const short = new RateController('fair', { minBps: 0, maxBps: 12_500_000 }, 1_250_000);
     short.awaitPeer(64 * 1024 * 1024, 10);
-    expect(short.rateBps).toBe(25_000_000);
+    expect(short.rateBps).toBe(12_500_000);
     const big = new RateController('fair', { minBps: 0, maxBps: 1_000_000_000 }, 1_250_000);
     big.awaitPeer(64 * 1024 * 1024, 300);
-    expect(big.rateBps).toBeCloseTo((2 * 1024 * 1024 * 1000) / 300);
+    expect(big.rateBps).toBeCloseTo((2 * 1024 * 1024 * 1000) / 100);
+    // On a long path the same rate spends more of the credit: 8 MiB over 400 ms.
+    const long = new RateController('fair', { minBps: 0, maxBps: 1_000_000_000 }, 1_250_000);
+    long.awaitPeer(8 * 1024 * 1024, 400);
+    expect(long.rateBps).toBeCloseTo((8 * 1024 * 1024 * 1000) / 400);
   });
 
   it('leaves startup on a round that overflows a buffer too shallow to show a queue', () => {
@@ -169,6 +184,17 @@ describe('rate control', () => {
     // growth doubled into the buffer twice more (40 MB).
     expect(r.overflowBytes).toBeLessThan(8_000_000);
     expect(r.meanBps(3_000, 5_000)).toBeGreaterThan(0.8 * path.capacityBps);
+  });
+
+  it('decides nothing on the interval before the first data ACK: a blind first round is judged by its own ACKs', () => {
+    // 50 Mbit/s, 300 ms, a 50 ms buffer, 5 % random loss, a 1 Gbit/s target: startup's first round on an
+    // 8 MiB credit goes at 168 Mbit/s. The decision at the first ACK used to double it to 335 Mbit/s on an
+    // interval that had delivered nothing yet.
+    const path = { capacityBps: 6_250_000, baseRttMs: 300, bufferMs: 50, randomLoss: 0.05 };
+    const r = run('fair', path, 15_000, 125_000_000, 8 * 1024 * 1024);
+    expect(Math.max(...r.rates.map((x) => x.rateBps))).toBeCloseTo((2 * 1024 * 1024 * 1000) / 100);
+    expect(r.rates.find((x) => x.mode !== 'startup')!.atMs).toBeLessThan(1_500);
+    expect(r.meanBps(5_000, 15_000)).toBeGreaterThan(0.8 * path.capacityBps);
   });
 
   it('reads no ordinary loss as an overflow before its loss estimate rests on enough packets', () => {

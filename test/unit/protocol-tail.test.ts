@@ -12,7 +12,7 @@ function lossyLongLink(seed: number, endWrites: boolean): Scenario {
 }
 
 describe('the tail of a lossy transfer (endWrites)', () => {
-  it('sends blocks lost twice in the tail twice: fewer round trips to finish, at most 1 % more data', () => {
+  it('sends blocks re-sent in the tail three times: fewer round trips to finish, at most 1.5 % more data', () => {
     const seeds = [1, 2, 3, 4, 5, 6, 7, 8];
     let withCopiesMs = 0;
     let singleMs = 0;
@@ -23,9 +23,9 @@ describe('the tail of a lossy transfer (endWrites)', () => {
       expect(single.failures, `seed ${seed}`).toEqual([]);
       withCopiesMs += copies.completedMs!;
       singleMs += single.completedMs!;
-      // The copies are bounded by 1 % of the stream (the runs' losses differ once the first copy is sent).
+      // The copies are bounded by 1.5 % of the stream (the runs' losses differ once the first copy is sent).
       const extraBytes = copies.stats.client!.dataBytesSent - single.stats.client!.dataBytesSent;
-      expect(extraBytes, `seed ${seed}`).toBeLessThanOrEqual(0.01 * 16 * MiB);
+      expect(extraBytes, `seed ${seed}`).toBeLessThanOrEqual(0.015 * 16 * MiB);
     }
     // Virtual time, deterministic per seed: on average the copies save at least half a 300 ms round trip.
     expect((singleMs - withCopiesMs) / seeds.length).toBeGreaterThan(150);

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { cleanLink } from '../sim/link';
+import { plainUpload, scenarioFrom } from '../sim/scenario';
+import { runScenario } from '../sim/world';
+
+const MiB = 1024 * 1024;
+
+/** A 32 MiB upload with the default 1 Gbit/s target over a slower 300 ms path, on an 8 MiB ServerHello credit. */
+function slowerThanTarget(seed: number, rateMbps: number, queueMs: number, loss: number) {
+  const draft = plainUpload({ ...cleanLink(150), loss, rateMbps, queueMs }, 32 * MiB, 1_000_000);
+  return runScenario(scenarioFrom(seed, 'startup-blind', { ...draft, config: { ...draft.config, initialMaxDataBytes: 8 * MiB } }));
+}
+
+describe('startup past a bottleneck far below the target', () => {
+  it('leaves on a round that lost more than half of itself, before any random-loss estimate', () => {
+    // 50 Mbit/s, a 100 ms buffer: the blind first round (168 Mbit/s) loses about 70 % of itself. Taken
+    // for random loss, it kept the overflows after it unanswered: 1.82× the data sent.
+    for (const seed of [1, 2]) {
+      const r = slowerThanTarget(seed, 50, 100, 0);
+      expect(r.failures, `seed ${seed}`).toEqual([]);
+      expect(r.efficiency!, `seed ${seed}`).toBeLessThan(1.5);
+    }
+  });
+
+  it('learns the random loss after a cut from packets whose losses it counts', () => {
+    // 50 Mbit/s, a 50 ms buffer, 5 % loss. After the cut, ACKs of packets sent before it counted and
+    // their losses did not: the estimate read 0 %, every ordinary loss then as an overflow with a × 0.7
+    // cut, and the upload took 27 s instead of 7.
+    for (const seed of [1, 2]) {
+      const r = slowerThanTarget(seed, 50, 50, 0.05);
+      expect(r.failures, `seed ${seed}`).toEqual([]);
+      expect(r.completedMs!, `seed ${seed}`).toBeLessThan(10_000);
+    }
+  });
+});
