@@ -232,7 +232,7 @@ describe('/health', () => {
 
 describe('the engine before it knows what an upload already stored', () => {
   it('holds data sent before the manifest on the ServerHello credit, and stores it once it knows what is durable', async () => {
-    const data = testBytes(3 * 1024 * 1024 + 17, 41);
+    const data = testBytes(earlyCreditBytes + 1024 * 1024 + 17, 41);
     const spec = await uploadSpec('early.bin', data.length);
     const { socket, conn } = await clientFor(spec);
     let creditAtConnect = -1;
@@ -248,7 +248,7 @@ describe('the engine before it knows what an upload already stored', () => {
     await until(async () => conn.isConnected, 'the handshake');
     expect(creditAtConnect).toBe(earlyCreditBytes);
 
-    // Everything offered at once and no manifest yet: the credit lets its first 2 MiB go, and no more.
+    // Everything offered at once and no manifest yet: the credit lets its first bytes go, and no more.
     conn.write(0, data);
     conn.endWrites();
     driver.kick();
