@@ -271,10 +271,12 @@ export class Connection implements FrameVisitor {
   private readonly sendChunks: { offset: number; bytes: Uint8Array }[] = [];
   private readonly unsent = new RangeSet();
   private readonly retransmit = new RangeSet();
-  /** Second copies of blocks re-sent in the tail (see `endWrites`), sent after the retransmissions. */
+  /** Copies of blocks re-sent in the tail (see `endWrites`), sent after the retransmissions. */
   private readonly tailCopies = new RangeSet();
   /** The second copies of the same blocks, sent after the first copies. */
   private readonly tailSecondCopies = new RangeSet();
+  /** What goes out before unsent data, first queue first: re-sends, then the tail's copies. */
+  private readonly resendQueues: readonly RangeSet[] = [this.retransmit, this.tailCopies, this.tailSecondCopies];
   /** Blocks re-sent since the tail began: one re-sent again was lost twice, and gets a copy. */
   private readonly tailResent = new RangeSet();
   private tailCopiedBytes = 0;
@@ -1152,7 +1154,7 @@ export class Connection implements FrameVisitor {
 
   private hasDataToSend(): boolean {
     if (this.sendingPaused) return false;
-    if (!this.retransmit.isEmpty || !this.tailCopies.isEmpty || !this.tailSecondCopies.isEmpty) return true;
+    if (this.nextResendQueue()) return true;
     const next = this.unsent.min;
     return next !== undefined && next < this.peerMaxData;
   }
@@ -1320,6 +1322,12 @@ export class Connection implements FrameVisitor {
     }
   }
 
+  /** The first of `resendQueues` that holds anything. */
+  private nextResendQueue(): RangeSet | undefined {
+    for (const queue of this.resendQueues) if (!queue.isEmpty) return queue;
+    return undefined;
+  }
+
   private writeData(record: SentPacket): void {
     const w = this.writer;
     let wrote = 0;
@@ -1327,13 +1335,7 @@ export class Connection implements FrameVisitor {
     const copies: number[] = [];
     const inTail = this.writesEnded && this.unsent.isEmpty;
     while (w.room > FrameWriter.streamFrameOverhead + 64) {
-      const queue = !this.retransmit.isEmpty
-        ? this.retransmit
-        : !this.tailCopies.isEmpty
-          ? this.tailCopies
-          : !this.tailSecondCopies.isEmpty
-            ? this.tailSecondCopies
-            : this.unsent;
+      const queue = this.nextResendQueue() ?? this.unsent;
       const fromRetransmit = queue !== this.unsent;
       const next = queue.min;
       if (next === undefined) break;

@@ -126,12 +126,13 @@ export class RateController {
   private modeNow: RateMode;
   private lastUpdateMs = -Infinity;
   private ackedSinceUpdate = 0;
-  private dataAcked = false;
   /**
    * Of those, the bytes of packets sent since `judgeSentFromMs`: the losses of earlier ones are not
    * counted, so neither are they, or the random-loss estimate after a cut read the path as lossless.
    */
   private judgedAckedSinceUpdate = 0;
+  /** Data was acknowledged: decision intervals have begun (see `onAck`). */
+  private dataAcked = false;
   /** Delivery rates of the last decisions (bytes/s): a policer or shallow buffer drops, it never queues. */
   private readonly delivered: number[] = [];
   private fullPipeBps = 0;
