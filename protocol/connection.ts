@@ -639,7 +639,7 @@ export class Connection implements FrameVisitor {
     // packet (on a server's credit in this ServerHello), and it goes at the rate it would have reached
     // had it waited a round trip for the manifest's ACK. Only an unambiguous sample: one hello sent.
     const handshakeRttMs = this.helloAttempts === 1 ? this.updateRtt(this.nowMs - this.firstHelloSentMs, 0) : undefined;
-    if (handshakeRttMs !== undefined) this.rate.onAck(this.nowMs, handshakeRttMs, 0);
+    if (handshakeRttMs !== undefined) this.rate.onHandshake(handshakeRttMs);
     this.packetAckEliciting = false;
     if (!parseFrames(plain, this)) this.protocolError('malformed ServerHello');
     // Credit in the ServerHello: the server is still starting the session (resume state, checks) while
@@ -1162,7 +1162,7 @@ export class Connection implements FrameVisitor {
   /** In flight at most ~2 RTTs of the rate (with a floor), so a dead path does not swallow the buffer. */
   private inflightCapped(): boolean {
     const rtt = Math.max(this.srttMs || initialRttMs, 10);
-    const cap = Math.max((2 * this.rate.rateBps * rtt) / 1000, 64 * this.config.maxDatagramBytes);
+    const cap = Math.max(this.rate.inflightCapBytes(rtt), 64 * this.config.maxDatagramBytes);
     return this.bytesInFlight >= cap;
   }
 

@@ -80,6 +80,13 @@ const pastBottleneckShare = 1.1;
  * (2 MiB per 100 ms, 168 Mbit/s), whatever the credit and the round trip (see `awaitPeer`).
  */
 const firstFlightMaxBps = (2 * 1024 * 1024 * 1000) / 100;
+/**
+ * Startup keeps at most this many times what the path delivers (over at least `decisionFloorMs`) in
+ * flight once ACKs come: the rate doubles each round while delivery shows the round before, so without
+ * a bound the rounds that pass the bottleneck send 2–4× what it takes until their ACKs show it. 2.5 lets
+ * ordinary doubling through (the rate runs 2× ahead of what the last round delivered).
+ */
+const startupInflightGain = 2.5;
 /** Delivery grew in a startup round when it rose by this factor over the best round before. */
 const fullPipeGrowth = 1.25;
 /**
@@ -204,6 +211,17 @@ export class RateController {
     return this.modeNow;
   }
 
+  /**
+   * The most bytes in flight the sender keeps: two round trips of the rate, and in startup, once the
+   * path has delivered, `startupInflightGain` × that delivery (with the random loss it takes) × the min RTT.
+   */
+  inflightCapBytes(srttMs: number): number {
+    const cap = (2 * this.rateBps * srttMs) / 1000;
+    if (this.modeNow !== 'startup' || this.peerStarting || this.delivered.length === 0) return cap;
+    const deliveredBps = this.sendingCapacityBps(Math.max(...this.delivered));
+    return Math.min(cap, (startupInflightGain * deliveredBps * Math.max(this.minRttMs, decisionFloorMs)) / 1000);
+  }
+
   /** Standing queueing delay (ms) at the last decision. */
   get queueDelayMs(): number {
     return this.lastQueueMs;
@@ -252,10 +270,24 @@ export class RateController {
     return capacityBps * (1 - drainShare);
   }
 
-  /** One RTT sample (ms) from an ACK, and the bytes it newly acknowledged. */
-  onAck(nowMs: number, rttSampleMs: number, ackedBytes: number): void {
+  private sampleRtt(rttSampleMs: number): void {
     this.minRttMs = Math.min(this.minRttMs, rttSampleMs);
     this.recentRttMs = this.recentRttMs === 0 ? rttSampleMs : this.recentRttMs * 0.75 + rttSampleMs * 0.25;
+  }
+
+  /**
+   * The hello exchange's round trip: the first RTT sample, and startup's first round (doubled as if the
+   * data had waited a round trip for it). Not a decision: it delivered nothing, and as a delivery sample
+   * of 0 it would bound startup's first rounds in flight to the floor.
+   */
+  onHandshake(rttMs: number): void {
+    this.sampleRtt(rttMs);
+    if (this.modeNow === 'startup') this.rateBps = Math.min(this.rateBps * 2, this.bounds.maxBps);
+  }
+
+  /** One RTT sample (ms) from an ACK, and the bytes it newly acknowledged. */
+  onAck(nowMs: number, rttSampleMs: number, ackedBytes: number): void {
+    this.sampleRtt(rttSampleMs);
     if (ackedBytes > 0 && !this.dataAcked) {
       // The first decision interval begins with the first data ACK: one before it delivered nothing by
       // construction, and startup doubled blind on it (sim, 300 ms: 168 → 335 Mbit/s before any ACK of
@@ -266,12 +298,12 @@ export class RateController {
     this.ackedSinceUpdate += ackedBytes;
     const judged = nowMs - rttSampleMs >= this.judgeSentFromMs;
     if (judged) this.judgedAckedSinceUpdate += ackedBytes;
-    if (this.policy === 'fixed' || !judged) return;
+    if (this.policy === 'fixed' || !judged || !this.dataAcked) return;
     this.intervalMinRttMs = Math.min(this.intervalMinRttMs, rttSampleMs);
     // Decide about once per RTT.
     const interval = Math.max(decisionFloorMs, this.recentRttMs);
     if (nowMs - this.lastUpdateMs < interval) return;
-    const elapsedMs = Number.isFinite(this.lastUpdateMs) ? nowMs - this.lastUpdateMs : interval;
+    const elapsedMs = nowMs - this.lastUpdateMs;
     const deliveredBps = (this.ackedSinceUpdate * 1000) / elapsedMs;
     this.lastUpdateMs = nowMs;
     this.ackedSinceUpdate = 0;
@@ -320,7 +352,7 @@ export class RateController {
     // overflow is not random): an estimate still short of the path's loss when startup ends reads the
     // ordinary loss of the next intervals as overflows (300 ms / 5 %: a × 0.7 cut seconds in). Later an
     // interval read as an overflow barely moves the estimate.
-    const intoSample = this.modeNow === 'startup' ? queueMs < target / 2 && !startupOverflow : !sampled;
+    const intoSample = this.modeNow === 'startup' ? queueMs < target / 2 && this.recentRttMs - this.minRttMs < Math.max(target / 4, 5) && !startupOverflow : !sampled;
     if (intoSample) {
       this.lossSample.lost += this.lostSinceUpdate;
       this.lossSample.packets += n;

@@ -21,7 +21,7 @@ function run(policy: RatePolicy, path: Path, durationMs: number, maxBps = 2 * pa
   const rate = new RateController(policy, { minBps: 0, maxBps }, 1_250_000);
   if (firstFlightCreditBytes > 0) {
     // The handshake's sample, then startup's first round on the ServerHello's credit; the receiver is ready.
-    rate.onAck(0, path.baseRttMs, 0);
+    rate.onHandshake(path.baseRttMs);
     rate.awaitPeer(firstFlightCreditBytes, path.baseRttMs);
     rate.peerReady();
   }
@@ -134,7 +134,7 @@ describe('rate control', () => {
     const runStall = (awaitPeer: boolean) => {
       const rate = new RateController('fair', { minBps: 0, maxBps: capacityBps }, 1_250_000);
       if (awaitPeer) rate.awaitPeer(2 * 1024 * 1024, undefined);
-      rate.onAck(0, 50, 0);
+      rate.onHandshake(50);
       let lowestBps = Infinity;
       for (let now = 1; now < 1_500; now += 1) {
         if (now === 700) rate.peerReady();
@@ -156,7 +156,7 @@ describe('rate control', () => {
 
   it("sends startup's first round on the receiver's credit, spread over the handshake's round trip", () => {
     const rate = new RateController('fair', { minBps: 0, maxBps: 25_000_000 }, 1_250_000);
-    rate.onAck(0, 300, 0);
+    rate.onHandshake(300);
     expect(rate.rateBps).toBe(2_500_000);
     rate.awaitPeer(2 * 1024 * 1024, 300);
     expect(rate.rateBps).toBeCloseTo((2 * 1024 * 1024 * 1000) / 300);
@@ -203,7 +203,7 @@ describe('rate control', () => {
     // startup leaves on them before any interval without a queue taught it the path's loss.
     const maxBps = 25_000_000;
     const rate = new RateController('fair', { minBps: 0, maxBps }, 1_250_000);
-    rate.onAck(0, 10, 0);
+    rate.onHandshake(10);
     rate.awaitPeer(2 * 1024 * 1024, 10);
     rate.peerReady();
     let lossCarry = 0;

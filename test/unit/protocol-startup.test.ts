@@ -33,3 +33,26 @@ describe('startup past a bottleneck far below the target', () => {
     }
   });
 });
+
+describe('startup bounded by what the path delivers', () => {
+  it('takes no overflow of a buffer too shallow to show a queue for random loss', () => {
+    // 100 Mbit/s, a 30 ms buffer (under half the 75 ms queue target): the blind first round (168 Mbit/s)
+    // loses 40 % of itself with the buffer full. Read as random loss, it set the rate at 1 / (1 − 0.4) of
+    // what the path delivered, for good: 2.18× the data sent. A round whose latest samples show a
+    // standing queue no longer goes into the estimate.
+    for (const seed of [1, 2]) {
+      const r = slowerThanTarget(seed, 100, 30, 0);
+      expect(r.failures, `seed ${seed}`).toEqual([]);
+      expect(r.efficiency!, `seed ${seed}`).toBeLessThan(1.6);
+    }
+  });
+
+  it('keeps at most 2.5× what the path delivers in flight while startup still doubles', () => {
+    // 48 MiB into 200 Mbit/s at 10 % loss with the 1 Gbit/s target: delivery shows the round before, so
+    // the rate reached 671 Mbit/s before startup left, and 1.59× the data went out (1.11 is the loss).
+    const draft = plainUpload({ ...cleanLink(150), loss: 0.1, rateMbps: 200, queueMs: 100 }, 48 * MiB, 1_000_000);
+    const r = runScenario(scenarioFrom(1, 'startup-inflight', { ...draft, config: { ...draft.config, initialMaxDataBytes: 8 * MiB } }));
+    expect(r.failures).toEqual([]);
+    expect(r.efficiency!).toBeLessThan(1.4);
+  });
+});
