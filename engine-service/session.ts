@@ -430,7 +430,7 @@ export class EngineSession {
   /** Every file of the whole manifest committed (or, downloading, verified by the client), none failed. */
   private transferComplete(): boolean {
     const manifestKnown = this.ticket.direction === 'send' ? this.manifestDone : this.source !== undefined;
-    return manifestKnown && this.files.length > 0 && this.fileErrors.size === 0 && this.allFilesDone();
+    return manifestKnown && this.fileErrors.size === 0 && this.allFilesDone();
   }
 
   /** COMPLETED in the state table, once: the session end does not write it again after the early record. */
@@ -458,7 +458,7 @@ export class EngineSession {
     if (this.progressTimer) clearInterval(this.progressTimer);
     const transferId = this.ticket.transferId;
     try {
-      if (code === CloseCode.done && byPeer && this.allFilesDone() && this.fileErrors.size === 0) {
+      if (code === CloseCode.done && byPeer && this.transferComplete()) {
         await this.recordCompleted();
       } else if (code === CloseCode.canceled) {
         await this.sink?.cancel();
