@@ -1,8 +1,9 @@
 import { maxDownloadKeysPerCall, maxObjectsPerPage, type ObjectDownloadUrls } from '../../contracts';
 import type { Api } from './api';
-import { describeError, isTransient, StorageError } from './errors';
-import { Gate, runPool } from './pool';
-import { RateMeter, type TransferControl, type TransferStore } from './transfers';
+import { describeError, StorageError } from './errors';
+import { runPool } from './pool';
+import { ResumableTransfer } from './resumable';
+import type { TransferStore } from './transfers';
 
 /** What the user selected in one folder: objects, and prefixes ("folders", ending in `/`). */
 export interface DownloadSelection {
@@ -44,10 +45,6 @@ interface FileState {
   done: boolean;
 }
 
-class Stopped extends Error {
-  override name = 'Stopped';
-}
-
 /** Every object the selection names, with its path below the shown folder. */
 async function expand(api: Api, selection: DownloadSelection, signal: AbortSignal): Promise<{ key: string; sizeBytes: number }[]> {
   const files = [...selection.keys];
@@ -77,93 +74,59 @@ function localPath(key: string, basePrefix: string): string[] | string {
  * continues each file with a `Range` request from the byte it had, with `If-Match` so a changed object is
  * refused rather than spliced. Cancel discards the unfinished files.
  */
-export class StandardDownload implements TransferControl {
+export class StandardDownload extends ResumableTransfer {
   readonly id: string;
-  private files: FileState[] = [];
-  private readonly meter = new RateMeter();
+  /** Null until the selection is expanded into files (the first attempt's listing). */
+  private files: FileState[] | null = null;
   private readonly dirs = new Map<string, Promise<FileSystemDirectoryHandle>>();
-  private controller = new AbortController();
-  private readonly resumed = new Gate();
-  private paused = false;
-  private canceled = false;
 
   constructor(
     private readonly api: Api,
-    private readonly store: TransferStore,
+    store: TransferStore,
     private readonly selection: DownloadSelection,
     private readonly folder: FileSystemDirectoryHandle,
     name: string,
   ) {
+    super(store);
     this.id = store.add({ name, detail: `into ${folder.name || 'the chosen folder'}`, direction: 'download', transport: 'standard', state: 'queued', bytesTotal: null, filesTotal: null }, this);
     void this.run();
   }
 
-  pause(): void {
-    if (this.paused || this.canceled) return;
-    this.paused = true;
-    this.controller.abort(new Stopped('paused'));
-    this.store.update(this.id, { state: 'paused', rateKbps: 0 });
-  }
-
-  resume(): void {
-    if (!this.paused || this.canceled) return;
-    this.paused = false;
-    this.meter.reset();
-    this.store.update(this.id, { state: 'running', message: null });
-    this.resumed.open();
-  }
-
   async cancel(): Promise<void> {
-    if (this.canceled) return;
-    this.canceled = true;
-    this.controller.abort(new Stopped('canceled'));
-    this.resumed.open();
+    if (!this.stop('canceled')) return;
     await this.discardUnfinished();
     this.store.update(this.id, { state: 'canceled', rateKbps: 0 });
   }
 
   private async run(): Promise<void> {
     this.store.update(this.id, { state: 'running' });
-    try {
-      const found = await expand(this.api, this.selection, this.controller.signal);
-      this.files = found.map((f) => {
-        const path = localPath(f.key, this.selection.basePrefix);
-        if (typeof path === 'string') throw new Error(path);
-        return { key: f.key, path: path.join('/'), sizeBytes: f.sizeBytes, etag: null, url: null, receivedBytes: 0, writable: null, done: false };
-      });
-      this.store.update(this.id, { bytesTotal: this.files.reduce((s, f) => s + f.sizeBytes, 0), filesTotal: this.files.length });
-    } catch (error) {
-      if (!this.canceled) this.store.update(this.id, { state: 'failed', message: `Download failed: ${describeError(error)}` });
-      return;
-    }
-    for (;;) {
-      if (this.paused) await this.resumed.wait();
-      if (this.canceled) return;
-      this.controller = new AbortController();
-      const signal = this.controller.signal;
-      try {
-        const pending = this.files.filter((f) => !f.done);
-        for (let i = 0; i < pending.length; i += maxDownloadKeysPerCall) {
-          const batch = pending.slice(i, i + maxDownloadKeysPerCall);
-          await this.sign(batch, signal);
-          await runPool(batch, fileConcurrency, (file) => this.fetchFile(file, signal));
-        }
-        break;
-      } catch (error) {
-        if (this.canceled) return;
-        if (this.paused && signal.aborted) continue;
-        if (isTransient(error)) {
-          this.pause();
-          this.store.update(this.id, { message: `${describeError(error)} Resume to continue where it stopped.` });
-          continue;
-        }
-        this.canceled = true;
-        await this.discardUnfinished();
-        this.store.update(this.id, { state: 'failed', rateKbps: 0, message: `Download failed: ${describeError(error)}` });
-        return;
+    const outcome = await this.attempts(async (signal) => {
+      const files = (this.files ??= await this.expand(signal));
+      const pending = files.filter((f) => !f.done);
+      for (let i = 0; i < pending.length; i += maxDownloadKeysPerCall) {
+        const batch = pending.slice(i, i + maxDownloadKeysPerCall);
+        await this.sign(batch, signal);
+        await runPool(batch, fileConcurrency, (file) => this.fetchFile(file, signal));
       }
+    });
+    if (outcome.state === 'failed') {
+      this.stop('failed');
+      await this.discardUnfinished();
+      this.store.update(this.id, { state: 'failed', rateKbps: 0, message: `Download failed: ${describeError(outcome.error)}` });
+    } else if (outcome.state === 'completed') {
+      this.store.update(this.id, { state: 'completed', rateKbps: 0, bytesDone: this.receivedBytes(), filesDone: this.files?.length ?? 0 });
     }
-    this.store.update(this.id, { state: 'completed', rateKbps: 0, bytesDone: this.receivedBytes(), filesDone: this.files.length });
+  }
+
+  /** The selection's files; a pause while listing lists again on resume. */
+  private async expand(signal: AbortSignal): Promise<FileState[]> {
+    const files = (await expand(this.api, this.selection, signal)).map((f) => {
+      const path = localPath(f.key, this.selection.basePrefix);
+      if (typeof path === 'string') throw new Error(path);
+      return { key: f.key, path: path.join('/'), sizeBytes: f.sizeBytes, etag: null, url: null, receivedBytes: 0, writable: null, done: false };
+    });
+    this.store.update(this.id, { bytesTotal: files.reduce((s, f) => s + f.sizeBytes, 0), filesTotal: files.length });
+    return files;
   }
 
   private async sign(files: FileState[], signal: AbortSignal): Promise<void> {
@@ -246,7 +209,7 @@ export class StandardDownload implements TransferControl {
   /** Unfinished files go: their data was never committed (a writable only lands on close). */
   private async discardUnfinished(): Promise<void> {
     await Promise.allSettled(
-      this.files
+      (this.files ?? [])
         .filter((f) => !f.done && f.writable)
         .map(async (f) => {
           await f.writable!.abort();
@@ -258,13 +221,13 @@ export class StandardDownload implements TransferControl {
   }
 
   private receivedBytes(): number {
-    return this.files.reduce((s, f) => s + f.receivedBytes, 0);
+    return (this.files ?? []).reduce((s, f) => s + f.receivedBytes, 0);
   }
 
   private report(): void {
     if (this.paused || this.canceled) return;
     const bytesDone = this.receivedBytes();
-    this.store.update(this.id, { bytesDone, filesDone: this.files.filter((f) => f.done).length, rateKbps: this.meter.sample(bytesDone) });
+    this.store.update(this.id, { bytesDone, filesDone: (this.files ?? []).filter((f) => f.done).length, rateKbps: this.meter.sample(bytesDone) });
   }
 }
 

@@ -1,7 +1,8 @@
 import { ApiError, type Api, type CreatedUpload } from './api';
 import { describeError, isTransient, StorageError } from './errors';
-import { Gate, runPool, sleep } from './pool';
-import { RateMeter, type TransferControl, type TransferStore } from './transfers';
+import { runPool, sleep } from './pool';
+import { ResumableTransfer } from './resumable';
+import type { TransferStore } from './transfers';
 
 /** A file to upload and the object key it becomes. */
 export interface UploadItem {
@@ -28,10 +29,6 @@ interface FileState {
   /** Parts being sent: bytes sent so far (lost if the part is interrupted). */
   readonly inflight: Map<number, number>;
   completed: boolean;
-}
-
-class Paused extends Error {
-  override name = 'Paused';
 }
 
 const partSize = (upload: CreatedUpload, partNumber: number) =>
@@ -76,50 +73,28 @@ function putPart(url: string, body: Blob, signal: AbortSignal, onProgress: (sent
  * interrupted part); resume lists the parts S3 already holds (`GET …/parts`) and sends only the others,
  * so a part S3 has is never sent twice. Cancel aborts every unfinished multipart upload.
  */
-export class StandardUpload implements TransferControl {
+export class StandardUpload extends ResumableTransfer {
   readonly id: string;
   private readonly files: FileState[];
-  private readonly meter = new RateMeter();
-  private controller = new AbortController();
-  private readonly resumed = new Gate();
-  private paused = false;
-  private canceled = false;
   private filesDone = 0;
   private ticker: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     private readonly api: Api,
-    private readonly store: TransferStore,
+    store: TransferStore,
     private readonly bucket: string,
     items: readonly UploadItem[],
     view: { name: string; detail: string },
   ) {
+    super(store);
     this.files = items.map((item) => ({ item, upload: null, done: new Map(), inflight: new Map(), completed: false }));
     const bytesTotal = items.reduce((sum, i) => sum + i.file.size, 0);
     this.id = store.add({ ...view, direction: 'upload', transport: 'standard', state: 'queued', bytesTotal, filesTotal: items.length }, this);
     void this.run();
   }
 
-  pause(): void {
-    if (this.paused || this.canceled) return;
-    this.paused = true;
-    this.controller.abort(new Paused('paused'));
-    this.store.update(this.id, { state: 'paused', rateKbps: 0, message: null });
-  }
-
-  resume(): void {
-    if (!this.paused || this.canceled) return;
-    this.paused = false;
-    this.meter.reset();
-    this.store.update(this.id, { state: 'running', message: null });
-    this.resumed.open();
-  }
-
   async cancel(): Promise<void> {
-    if (this.canceled) return;
-    this.canceled = true;
-    this.controller.abort(new Paused('canceled'));
-    this.resumed.open();
+    if (!this.stop('canceled')) return;
     const unfinished = this.files.filter((f) => f.upload && !f.completed);
     const results = await Promise.allSettled(unfinished.map((f) => this.api.abortUpload(f.upload!.transferId)));
     const failed = results.filter((r) => r.status === 'rejected').length;
@@ -135,32 +110,15 @@ export class StandardUpload implements TransferControl {
   private async run(): Promise<void> {
     this.store.update(this.id, { state: 'running' });
     this.ticker = setInterval(() => this.report(), 1000);
-    for (;;) {
-      if (this.canceled) return;
-      if (this.paused) await this.resumed.wait();
-      if (this.canceled) return;
-      this.controller = new AbortController();
-      const signal = this.controller.signal;
-      try {
-        await runPool(
-          this.files.filter((f) => !f.completed),
-          fileConcurrency,
-          (file) => this.runFile(file, signal),
-        );
-        break;
-      } catch (error) {
-        if (this.canceled) return;
-        if (this.paused && signal.aborted) continue;
-        if (isTransient(error)) {
-          // Passing trouble (network, a busy server): keep everything and let the user resume.
-          this.pause();
-          this.store.update(this.id, { message: `${describeError(error)} Resume to continue where it stopped.` });
-          continue;
-        }
-        await this.fail(error);
-        return;
-      }
-    }
+    const outcome = await this.attempts((signal) =>
+      runPool(
+        this.files.filter((f) => !f.completed),
+        fileConcurrency,
+        (file) => this.runFile(file, signal),
+      ),
+    );
+    if (outcome.state === 'failed') await this.fail(outcome.error);
+    if (outcome.state !== 'completed') return;
     this.stopTicker();
     this.store.update(this.id, { state: 'completed', bytesDone: this.confirmedBytes(), filesDone: this.filesDone, rateKbps: 0 });
   }
@@ -243,8 +201,7 @@ export class StandardUpload implements TransferControl {
   }
 
   private async fail(error: unknown): Promise<void> {
-    this.canceled = true;
-    this.controller.abort(new Paused('failed'));
+    this.stop('failed');
     this.stopTicker();
     // Nothing can continue these uploads any more: remove their parts from S3 now.
     await Promise.allSettled(this.files.filter((f) => f.upload && !f.completed).map((f) => this.api.abortUpload(f.upload!.transferId)));
