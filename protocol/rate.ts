@@ -87,6 +87,12 @@ const firstFlightMaxBps = (2 * 1024 * 1024 * 1000) / 100;
  * ordinary doubling through (the rate runs 2× ahead of what the last round delivered).
  */
 const startupInflightGain = 2.5;
+/**
+ * A startup interval goes into the random-loss sample only if its latest samples show less queue than a
+ * quarter of the target, and less than this (ms): a blind first round past a bottleneck with a shallow
+ * buffer shows no queue in its first samples (the interval's minimum) but a full buffer in its last.
+ */
+const sampleQueueFloorMs = 5;
 /** Delivery grew in a startup round when it rose by this factor over the best round before. */
 const fullPipeGrowth = 1.25;
 /**
@@ -352,7 +358,9 @@ export class RateController {
     // overflow is not random): an estimate still short of the path's loss when startup ends reads the
     // ordinary loss of the next intervals as overflows (300 ms / 5 %: a × 0.7 cut seconds in). Later an
     // interval read as an overflow barely moves the estimate.
-    const intoSample = this.modeNow === 'startup' ? queueMs < target / 2 && this.recentRttMs - this.minRttMs < Math.max(target / 4, 5) && !startupOverflow : !sampled;
+    const recentQueueMs = this.recentRttMs - this.minRttMs;
+    const startupSampled = queueMs < target / 2 && recentQueueMs < Math.max(target / 4, sampleQueueFloorMs) && !startupOverflow;
+    const intoSample = this.modeNow === 'startup' ? startupSampled : !sampled;
     if (intoSample) {
       this.lossSample.lost += this.lostSinceUpdate;
       this.lossSample.packets += n;
