@@ -81,8 +81,14 @@ export class EngineSession {
   private progressTimer: NodeJS.Timeout | undefined;
   private lastProgress = { atMs: Date.now(), bytes: 0 };
   private readonly startedAtMs = Date.now();
-  /** From a client's `sum` to the object in S3 (the last parts' uploads and CompleteMultipartUpload): time the client waits on storage. */
-  private slowestCommitMs = 0;
+  /** When the last upload data arrived (Date.now() ms). */
+  private lastDataAtMs = 0;
+  /**
+   * The longest a file's `done` came after both its `sum` and the last data before it: what the client
+   * waits on storage once everything is sent (the last part's upload, CompleteMultipartUpload, the table
+   * writes). Timing from `sum` alone would count the data still on its way.
+   */
+  private slowestStorageWaitMs = 0;
 
   constructor(
     readonly ticket: Ticket,
@@ -304,6 +310,7 @@ export class EngineSession {
   }
 
   private onData(offset: number, bytes: Buffer): void {
+    this.lastDataAtMs = Date.now();
     // Held until the sink knows what is durable: the connection delivers each byte once and none past
     // the credit, which stays at the ServerHello's until then, so this holds at most earlyCreditBytes.
     if (!this.accepting) {
@@ -331,7 +338,7 @@ export class EngineSession {
     try {
       const sumAtMs = Date.now();
       await this.sink!.commitFile(index, sha256);
-      this.slowestCommitMs = Math.max(this.slowestCommitMs, Date.now() - sumAtMs);
+      this.slowestStorageWaitMs = Math.max(this.slowestStorageWaitMs, Date.now() - Math.max(sumAtMs, this.lastDataAtMs));
       this.filesDone.add(index);
       // Recorded before the client hears its last `done`: it may report success and exit at once.
       if (this.transferComplete()) await this.recordCompletedEarly();
@@ -481,7 +488,7 @@ export class EngineSession {
       reason,
       byPeer,
       durationMs: Date.now() - this.startedAtMs,
-      slowestCommitMs: this.slowestCommitMs,
+      slowestStorageWaitMs: this.slowestStorageWaitMs,
       ...this.conn.stats(),
     });
     this.hooks.onEnded(this);

@@ -190,7 +190,7 @@ export async function finishSlipstream(stack: ServerStack, start: SlipstreamStar
   }
   const detail: FlowResult['detail'] = {};
   if (stats) {
-    for (const key of ['packetsReceived', 'bytesReceived', 'dataBytesDelivered', 'srttMs', 'minRttMs', 'durationMs', 'code', 'reason'] as const) {
+    for (const key of ['packetsReceived', 'bytesReceived', 'dataBytesDelivered', 'srttMs', 'minRttMs', 'durationMs', 'slowestStorageWaitMs', 'code', 'reason'] as const) {
       if (stats[key] !== undefined) detail[`engine.${key}`] = stats[key]!;
     }
   }

@@ -111,9 +111,9 @@ async function openSession(
 
 /** SLIPSTREAM_TRACE=1: the rate controller's state on stderr every 200 ms (bench:wan --trace, debugging). */
 const traceIntervalMs = 200;
-function traceLine(s: ConnectionStats): void {
+function traceLine(s: ConnectionStats, sinceMs: number): void {
   process.stderr.write(
-    `trace ${(performance.now() / 1000).toFixed(1)} s ${s.rateMode} rate ${s.rateKbps} kbit/s queue ${s.queueDelayMs.toFixed(1)} ms ` +
+    `trace ${((performance.now() - sinceMs) / 1000).toFixed(2)} s ${s.rateMode} rate ${s.rateKbps} kbit/s queue ${s.queueDelayMs.toFixed(1)} ms ` +
       `srtt ${s.srttMs.toFixed(1)} ms in flight ${s.bytesInFlight} B acked ${s.dataBytesAcked} B lost ${s.packetsLost}\n`,
   );
 }
@@ -145,7 +145,8 @@ async function supervise(
   };
   callbacks.signal.addEventListener('abort', onAbort, { once: true });
   const progress = setInterval(() => callbacks.onProgress(control.progress()), progressIntervalMs);
-  const trace = process.env.SLIPSTREAM_TRACE ? setInterval(() => traceLine(conn.stats()), traceIntervalMs) : undefined;
+  const traceSinceMs = performance.now();
+  const trace = process.env.SLIPSTREAM_TRACE ? setInterval(() => traceLine(conn.stats(), traceSinceMs), traceIntervalMs) : undefined;
   await Promise.race([control.finished, session.closed]);
   if (!conn.isClosed) {
     conn.close(CloseCode.done, 'transfer complete');
